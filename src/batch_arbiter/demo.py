@@ -1,0 +1,71 @@
+"""`batch-arbiter demo`: a whole run against the bundled emulator, no API key, no network."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SYSTEM_PROMPT = """You are the product analyst of a small open-source organisation. From the signals
+given (issues, discussions, release notes), propose one feature with its user, its value and a first step.
+"""
+
+IDEAS = {
+    "prompts/ideation/cli-ux.md": "Signals: users ask for shell completion and a --json flag on every command.",
+    "prompts/ideation/docs.md": "Signals: three issues this week ask how to run the action locally with act.",
+    "prompts/ideation/pricing.md": "Signals: a discussion asks for a monthly savings report per workflow.",
+    "prompts/ideation/flaky.md": "Signals: the nightly job failed twice on a 529 overloaded error. "
+    "[[emulator:errored]]",
+}
+JSONL = (
+    '{"custom_id": "ideas-security", "prompt": "Signals: a dependency advisory landed for a transitive package."}\n'
+    '{"custom_id": "ideas-onboarding", "prompt": "Signals: new contributors stall on the dev setup. '
+    '[[emulator:expired]]", "max_tokens": 2048}\n'
+)
+
+
+def write_workspace(root: Path) -> None:
+    for rel, text in IDEAS.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    (root / "prompts/ideation/more.jsonl").write_text(JSONL, encoding="utf-8")
+    (root / "prompts/system.md").write_text(SYSTEM_PROMPT, encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="batch-arbiter demo", description=__doc__)
+    parser.add_argument("--dir", default="demo-workspace", help="workspace to create (default: %(default)s)")
+    parser.add_argument("--model", default="claude-opus-5-5")
+    args = parser.parse_args(argv)
+
+    from batch_arbiter.cli import execute
+    from batch_arbiter.emulator import Emulator, EmulatorConfig
+    from batch_arbiter.runner import Runner
+    from batch_arbiter.settings import load_settings
+
+    root = Path(args.dir).resolve()
+    write_workspace(root)
+    print(f"Demo workspace: {root}\n"
+          "Two prompts carry emulator markers: one errors and one expires in the batch, so the run\n"
+          "shows the sync fallback rerunning exactly those two.\n")
+    with Emulator(EmulatorConfig(processing_seconds=0.5)) as emulator:
+        runner = Runner(workspace=root, workflow="feature-ideation", event_name="workflow_dispatch",
+                        stream=sys.stdout)
+        settings = load_settings(
+            prompt_files="prompts/ideation/*.md\nprompts/ideation/*.jsonl",
+            system_prompt_file="prompts/system.md",
+            model=args.model,
+            effort="high",
+            workload="feature-ideation",
+            mode="batch",
+            poll_interval=0.25,
+            timeout_minutes=1,
+            output_dir="batch-results",
+            api_key="demo-key-not-secret",
+            base_url=emulator.base_url,
+        )
+        code = execute(settings, runner)
+    print(f"\nResults: {root / 'batch-results' / 'results.jsonl'} (exit code {code})")
+    return code

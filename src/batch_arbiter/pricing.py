@@ -1,0 +1,125 @@
+"""Token prices and cost math: the only place tokens become dollars."""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+from batch_arbiter.records import Usage
+
+BATCH_DISCOUNT = 0.5
+# Anthropic's standard multiplier for a 1-hour cache write, relative to the input rate.
+CACHE_WRITE_1H_MULTIPLIER = 2.0
+
+_COLUMNS = ("model_glob", "effective_from", "input", "cache_read", "cache_write", "output")
+
+
+class PricingError(ValueError):
+    """The pricing table is malformed or does not know a model."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """USD per million tokens."""
+
+    input: float
+    cache_read: float
+    cache_write: float
+    output: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    glob: str
+    effective_from: date
+    rate: Rate
+    order: int
+
+    @property
+    def specificity(self) -> int:
+        return sum(ch not in "*?[]" for ch in self.glob)
+
+
+def provider_of(model: str) -> str | None:
+    if model.startswith("claude-"):
+        return "anthropic"
+    if model.startswith("gemini-"):
+        return "gemini"
+    return None
+
+
+class PriceTable:
+    def __init__(self, rows: Iterable[_Row]) -> None:
+        self._rows = list(rows)
+
+    @classmethod
+    def load(cls, extra: Path | None = None) -> PriceTable:
+        """The bundled table, plus the rows of `extra` (a user's pricing file), which win ties."""
+        bundled = resources.files("batch_arbiter").joinpath("data/model-pricing.tsv")
+        rows = _parse(bundled.read_text(encoding="utf-8"), "model-pricing.tsv", start=0)
+        if extra is not None:
+            try:
+                text = extra.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise PricingError(f"cannot read pricing file {extra}: {exc.strerror}") from exc
+            rows += _parse(text, str(extra), start=len(rows))
+        return cls(rows)
+
+    def rate(self, model: str, on: date) -> Rate:
+        candidates = [r for r in self._rows if r.effective_from <= on and fnmatch.fnmatchcase(model, r.glob)]
+        if not candidates:
+            known = ", ".join(self.known_models())
+            raise PricingError(f"no price for model {model!r} on {on.isoformat()}; known models: {known}")
+        return max(candidates, key=lambda r: (r.specificity, r.effective_from, r.order)).rate
+
+    def knows(self, model: str) -> bool:
+        return any(fnmatch.fnmatchcase(model, r.glob) for r in self._rows)
+
+    def known_models(self, provider: str | None = None) -> list[str]:
+        """Model ids named by the table (globs shown without their trailing `*`)."""
+        names = {r.glob.rstrip("*") for r in self._rows}
+        return sorted(n for n in names if provider is None or provider_of(n) == provider)
+
+    def cost(self, model: str, usage: Usage, on: date, *, batch: bool) -> float:
+        rate = self.rate(model, on)
+        cache_5m = max(usage.cache_creation_tokens - usage.cache_creation_1h_tokens, 0)
+        provider = provider_of(model)
+        cache_write_1h_rate = rate.input * CACHE_WRITE_1H_MULTIPLIER if provider == "anthropic" else rate.input
+        discounted = (
+            usage.input_tokens * rate.input
+            + cache_5m * rate.cache_write
+            + usage.cache_creation_1h_tokens * cache_write_1h_rate
+            + usage.output_tokens * rate.output
+        )
+        cache_reads = usage.cache_read_tokens * rate.cache_read
+        if batch:
+            discounted *= BATCH_DISCOUNT
+            # Gemini prices a cache hit inside a batch like any cache hit: no second discount.
+            if provider != "gemini":
+                cache_reads *= BATCH_DISCOUNT
+        return (discounted + cache_reads) / 1_000_000
+
+
+def _parse(text: str, name: str, start: int) -> list[_Row]:
+    rows: list[_Row] = []
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
+    for n, fields in zip((n for n, _ in lines), csv.reader((line for _, line in lines), delimiter="\t"), strict=True):
+        if tuple(f.strip() for f in fields) == _COLUMNS:
+            continue
+        if len(fields) != len(_COLUMNS):
+            raise PricingError(f"{name}:{n}: expected {len(_COLUMNS)} tab-separated columns {_COLUMNS}, got {len(fields)}")
+        glob, when, *prices = (f.strip() for f in fields)
+        try:
+            effective = date.fromisoformat(when)
+            values = [float(p) for p in prices]
+        except ValueError as exc:
+            raise PricingError(f"{name}:{n}: {exc}") from exc
+        if any(v < 0 for v in values):
+            raise PricingError(f"{name}:{n}: prices must not be negative")
+        rows.append(_Row(glob, effective, Rate(*values), start + len(rows)))
+    return rows

@@ -1,0 +1,144 @@
+"""Prompt files to provider-neutral requests, each with a stable, API-valid `custom_id`."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from batch_arbiter.records import PromptRequest
+
+CUSTOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class PromptError(ValueError):
+    """A prompt file cannot become a request; the message names the file (and line)."""
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+
+class _RequestObject(BaseModel):
+    """What a `.json` file (or a `.jsonl` line) may carry."""
+
+    model_config = ConfigDict(extra="forbid")
+    custom_id: str | None = Field(default=None, pattern=CUSTOM_ID_PATTERN.pattern)
+    prompt: str | None = None
+    messages: list[_Message] | None = None
+    system: str | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of_prompt_or_messages(self) -> _RequestObject:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of `prompt` or `messages`")
+        if self.prompt is not None and not self.prompt.strip():
+            raise ValueError("`prompt` is empty")
+        if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
+            raise ValueError("`messages` must be non-empty and end with a user message")
+        return self
+
+
+def expand(patterns: Iterable[str], workspace: Path) -> list[Path]:
+    """Paths or globs (relative to the workspace) to files inside it, sorted, each once."""
+    root = workspace.resolve()
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise PromptError(f"prompt-files entry {pattern!r} must be relative to the workspace, without `..`")
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, root_dir=root, recursive=True))
+            files = [m for m in matches if (root / m).is_file()]
+            if not files:
+                raise PromptError(f"prompt-files pattern {pattern!r} matches no file in {root}")
+        else:
+            if not (root / pattern).is_file():
+                raise PromptError(f"prompt file not found: {pattern}")
+            files = [pattern]
+        for name in files:
+            resolved = (root / name).resolve()
+            if not resolved.is_relative_to(root):
+                raise PromptError(f"prompt file {name} points outside the workspace")
+            found.setdefault(resolved, None)
+    return list(found)
+
+
+def load_requests(files: Iterable[Path], workspace: Path, system: str | None = None) -> list[PromptRequest]:
+    requests = list(_read_all(files, workspace.resolve(), system))
+    seen: set[str] = set()
+    for request in requests:
+        if request.custom_id in seen:
+            raise PromptError(f"{request.source}: custom_id {request.custom_id!r} is used twice")
+        seen.add(request.custom_id)
+    return requests
+
+
+def derive_custom_id(source: str) -> str:
+    """A stable id from the file's path (and line): readable, and hashed only when too long."""
+    slug = _UNSAFE.sub("_", source).strip("_") or "prompt"
+    if len(slug) <= 64:
+        return slug
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:10]
+    return f"{slug[: 64 - len(digest) - 1]}-{digest}"
+
+
+def _read_all(files: Iterable[Path], root: Path, system: str | None) -> Iterator[PromptRequest]:
+    derived: set[str] = set()
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptError(f"cannot read prompt file {rel}: {exc}") from exc
+        if path.suffix == ".json":
+            yield _from_object(_parse_json(text, rel), rel, system, derived)
+        elif path.suffix == ".jsonl":
+            for lineno, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    yield _from_object(_parse_json(line, f"{rel}:{lineno}"), f"{rel}:{lineno}", system, derived)
+        else:
+            if not text.strip():
+                raise PromptError(f"prompt file {rel} is empty")
+            custom_id = _unique(derive_custom_id(rel), rel, derived)
+            yield PromptRequest(custom_id, rel, ({"role": "user", "content": text},), system)
+
+
+def _parse_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PromptError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+
+
+def _from_object(data: Any, source: str, system: str | None, derived: set[str]) -> PromptRequest:
+    try:
+        obj = _RequestObject.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise PromptError(f"{source}: {loc + ': ' if loc else ''}{err['msg']}") from None
+    if obj.messages is not None:
+        messages = tuple(m.model_dump() for m in obj.messages)
+    else:
+        messages = ({"role": "user", "content": obj.prompt},)
+    custom_id = obj.custom_id or _unique(derive_custom_id(source), source, derived)
+    return PromptRequest(custom_id, source, messages, obj.system or system, obj.max_tokens)
+
+
+def _unique(candidate: str, source: str, derived: set[str]) -> str:
+    # Different paths can slug alike (`a.b`, `a_b`); a hash of the source keeps both stable.
+    if candidate in derived:
+        digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:10]
+        candidate = f"{candidate[: 64 - len(digest) - 1]}-{digest}"
+    derived.add(candidate)
+    return candidate

@@ -1,0 +1,65 @@
+"""The provider interface: the one place where the two batch APIs differ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from batch_arbiter.records import Outcome, PromptRequest
+
+
+class ProviderError(RuntimeError):
+    """A provider call failed after the SDK's own retries; the message is safe to log."""
+
+
+class BatchState(StrEnum):
+    RUNNING = "running"
+    CANCELING = "canceling"
+    ENDED = "ended"
+    # The whole job failed (Gemini); no per-request results to collect.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatus:
+    id: str
+    state: BatchState
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    model: str
+    api_key: str | None = None
+    base_url: str | None = None
+    effort: str | None = None
+    max_tokens: int = 8192
+    # Seconds for one HTTP call; batch calls are cheap, sync calls may generate for minutes.
+    request_timeout: float = 60.0
+    sync_timeout: float = 600.0
+    max_retries: int = 2
+
+
+class Provider(Protocol):
+    name: str
+
+    def submit(self, requests: Sequence[PromptRequest]) -> str:
+        """Create one batch; returns its id."""
+        ...
+
+    def status(self, batch_id: str) -> BatchStatus: ...
+
+    def cancel(self, batch_id: str) -> None: ...
+
+    def results(self, batch_id: str) -> Iterator[Outcome]:
+        """Stream the ended batch's per-request outcomes (any order)."""
+        ...
+
+    def run_sync(self, request: PromptRequest) -> Outcome:
+        """One synchronous call; errors become an errored Outcome, never an exception."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,102 @@
+"""The records that flow between modules: requests in, outcomes and results out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    SUCCEEDED = "succeeded"
+    ERRORED = "errored"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    # Left with the provider (`on-timeout: leave`): a later run collects it.
+    PENDING = "pending"
+
+
+class Via(StrEnum):
+    BATCH = "batch"
+    SYNC = "sync"
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRequest:
+    """One model call, provider-neutral. `messages` use the common role/content shape."""
+
+    custom_id: str
+    source: str
+    messages: tuple[dict[str, Any], ...]
+    system: str | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts on common names; `input_tokens` excludes cache reads and writes."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    # The part of `cache_creation_tokens` written with the 1-hour TTL (priced higher).
+    cache_creation_1h_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_creation_tokens += other.cache_creation_tokens
+        self.cache_creation_1h_tokens += other.cache_creation_1h_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_creation_tokens": self.cache_creation_tokens,
+            "cache_creation_1h_tokens": self.cache_creation_1h_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a provider reports for one request, before pricing."""
+
+    custom_id: str
+    status: Status
+    model: str | None = None
+    text: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class RequestResult:
+    """One line of `results.jsonl`."""
+
+    custom_id: str
+    source: str
+    status: Status
+    via: Via
+    model: str | None
+    text: str | None
+    usage: Usage
+    cost_usd: float
+    sync_cost_usd: float
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "custom_id": self.custom_id,
+            "source": self.source,
+            "status": str(self.status),
+            "via": str(self.via),
+            "model": self.model,
+            "text": self.text,
+            "usage": self.usage.as_dict(),
+            "cost_usd": round(self.cost_usd, 8),
+            "sync_cost_usd": round(self.sync_cost_usd, 8),
+            "error": self.error,
+        }

@@ -1,0 +1,111 @@
+"""What a run tells its user: step outputs and the Markdown step summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from batch_arbiter.engine import RunResult
+from batch_arbiter.policy import Decision
+from batch_arbiter.records import Status
+
+MAX_FAILURE_ROWS = 50
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    workload: str
+    provider: str
+    model: str
+    effort: str | None
+    decision: Decision
+    results_dir: Path
+    results_file: Path
+
+
+def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
+    t = run.totals
+    u = t.usage
+    return {
+        "mode": run.mode,
+        "status": run.status,
+        "batch-id": run.batch_id or "",
+        "model": ctx.model,
+        "results-dir": str(ctx.results_dir),
+        "results-file": str(ctx.results_file),
+        "succeeded": str(t.succeeded),
+        "failed": str(t.failed),
+        "input-tokens": str(u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens),
+        "output-tokens": str(u.output_tokens),
+        "cost-usd": f"{t.cost_usd:.6f}",
+        "sync-cost-usd": f"{t.sync_cost_usd:.6f}",
+        "savings-usd": f"{t.savings_usd:.6f}",
+        "savings-percent": f"{t.savings_percent:.1f}",
+    }
+
+
+def escape(text: str) -> str:
+    """Text from outside (API errors, ids) rendered inert in Markdown and HTML."""
+    flat = " ".join(text.split())
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
+
+def summary(ctx: RunContext, run: RunResult) -> str:
+    t = run.totals
+    u = t.usage
+    via = ", ".join(f"{n} via {v}" for v, n in sorted(t.via.items())) or "none ran"
+    effort = f" (effort {ctx.effort})" if ctx.effort else ""
+    lines = [
+        f"## batch-arbiter: {escape(ctx.workload)}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Status | **{run.status}** |",
+        f"| Mode | {run.mode} |",
+        f"| Provider | {ctx.provider} |",
+        f"| Model | `{ctx.model}`{effort} |",
+    ]
+    if run.batch_id:
+        lines.append(f"| Batch | `{escape(run.batch_id)}` |")
+    lines += [
+        f"| Requests | {t.requests}: {t.succeeded} succeeded, {t.failed} failed"
+        + (f", {t.statuses[Status.PENDING]} pending" if t.statuses[Status.PENDING] else "")
+        + f" ({via}) |",
+        f"| Tokens | {u.input_tokens:,} input, {u.cache_read_tokens:,} cache read, "
+        f"{u.cache_creation_tokens:,} cache write, {u.output_tokens:,} output |",
+        f"| Cost | ${t.cost_usd:,.4f} |",
+        f"| Same tokens synchronously | ${t.sync_cost_usd:,.4f} |",
+        f"| Savings | **${t.savings_usd:,.4f} ({t.savings_percent:.1f}%)** |",
+        "",
+        f"Routing: **{ctx.decision.mode}** by {escape(ctx.decision.rule)}: {escape(ctx.decision.reason)}.",
+    ]
+    if t.unpriced_models:
+        names = ", ".join(f"`{escape(m)}`" for m in sorted(t.unpriced_models))
+        lines += ["", f"No price known for {names}: its cost is left out of the totals."]
+    if run.events:
+        lines += ["", "### What happened", ""] + [f"- {escape(e)}" for e in run.events]
+    failures = _failures(ctx.results_file)
+    if failures:
+        lines += ["", "### Requests without a result", "", "| custom_id | status | error |", "|---|---|---|"]
+        for cid, status, error in failures[:MAX_FAILURE_ROWS]:
+            lines.append(f"| `{escape(cid)}` | {status} | {escape(error)[:300]} |")
+        if len(failures) > MAX_FAILURE_ROWS:
+            lines.append(f"\n{len(failures) - MAX_FAILURE_ROWS} more in `results.jsonl`.")
+    if run.status == "pending" and run.batch_id:
+        lines += ["", f"Collect it later with `batch-id: {escape(run.batch_id)}`."]
+    return "\n".join(lines) + "\n"
+
+
+def _failures(results_file: Path) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    if not results_file.exists():
+        return rows
+    with results_file.open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            if record["status"] not in (Status.SUCCEEDED, Status.PENDING):
+                rows.append((record["custom_id"], record["status"], record.get("error") or ""))
+    return rows

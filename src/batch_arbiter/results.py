@@ -1,0 +1,113 @@
+"""Streams each request's final result to `results.jsonl` (and `<custom_id>.md`), keeping totals."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import IO
+
+from batch_arbiter.pricing import PriceTable, PricingError
+from batch_arbiter.records import Outcome, RequestResult, Status, Usage, Via
+
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass
+class Totals:
+    statuses: Counter[str] = field(default_factory=Counter)
+    via: Counter[str] = field(default_factory=Counter)
+    models: Counter[str] = field(default_factory=Counter)
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    sync_cost_usd: float = 0.0
+    unpriced_models: set[str] = field(default_factory=set)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def succeeded(self) -> int:
+        return self.statuses[Status.SUCCEEDED]
+
+    @property
+    def failed(self) -> int:
+        return self.requests - self.succeeded - self.statuses[Status.PENDING]
+
+    @property
+    def savings_usd(self) -> float:
+        return self.sync_cost_usd - self.cost_usd
+
+    @property
+    def savings_percent(self) -> float:
+        return 100.0 * self.savings_usd / self.sync_cost_usd if self.sync_cost_usd > 0 else 0.0
+
+
+class ResultWriter:
+    """Owns the output directory's result files. Not thread-safe: write from one thread."""
+
+    def __init__(self, out_dir: Path, prices: PriceTable, model: str, today: date) -> None:
+        self.out_dir = out_dir
+        self.path = out_dir / RESULTS_FILE
+        self._prices = prices
+        self._model = model
+        self._today = today
+        self.totals = Totals()
+        self.written: set[str] = set()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] = self.path.open("w", encoding="utf-8")
+
+    def write(self, outcome: Outcome, source: str, via: Via) -> RequestResult:
+        if outcome.custom_id in self.written:
+            raise ValueError(f"result for {outcome.custom_id} written twice")
+        model = outcome.model or self._model
+        cost, sync_cost = self._price(model, outcome.usage, via)
+        result = RequestResult(
+            custom_id=outcome.custom_id,
+            source=source,
+            status=outcome.status,
+            via=via,
+            model=model,
+            text=outcome.text,
+            usage=outcome.usage,
+            cost_usd=cost,
+            sync_cost_usd=sync_cost,
+            error=outcome.error,
+        )
+        self._fh.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+        if outcome.status is Status.SUCCEEDED and outcome.text is not None:
+            # custom_id is restricted to [A-Za-z0-9_-]{1,64}, so it is a safe file name.
+            (self.out_dir / f"{outcome.custom_id}.md").write_text(outcome.text, encoding="utf-8")
+        self.written.add(outcome.custom_id)
+        t = self.totals
+        t.statuses[outcome.status] += 1
+        if outcome.status is not Status.PENDING:
+            t.via[via] += 1
+        if outcome.status is Status.SUCCEEDED:
+            t.models[model] += 1
+        t.usage.add(outcome.usage)
+        t.cost_usd += cost
+        t.sync_cost_usd += sync_cost
+        return result
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def _price(self, model: str, usage: Usage, via: Via) -> tuple[float, float]:
+        try:
+            return (
+                self._prices.cost(model, usage, self._today, batch=via is Via.BATCH),
+                self._prices.cost(model, usage, self._today, batch=False),
+            )
+        except PricingError:
+            if model == self._model:
+                self.totals.unpriced_models.add(model)
+                return 0.0, 0.0
+            # The API may answer with a dated id the table lacks; the requested model's row prices it.
+            return self._price(self._model, usage, via)

@@ -1,0 +1,127 @@
+"""Action inputs, read once: from the runner's `INPUT_*` variables or from CLI flags."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasGenerator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Provider = Literal["anthropic", "gemini"]
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+Mode = Literal["auto", "batch", "sync"]
+OnTimeout = Literal["fallback", "leave"]
+
+EFFORTS: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")
+
+
+def input_env_name(field_name: str) -> str:
+    """`prompt_files` -> `INPUT_PROMPT-FILES`: the runner keeps an input's hyphens."""
+    return "INPUT_" + field_name.upper().replace("_", "-")
+
+
+def input_name(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+class BadInput(ValueError):
+    """An input the run cannot start with; reported as an `::error::` before any API call."""
+
+    def __init__(self, message: str, input: str | None = None) -> None:
+        super().__init__(message)
+        self.input = input
+
+
+class Settings(BaseSettings):
+    """Every input of `action.yml`, typed. Unset inputs arrive as empty strings and mean the default."""
+
+    model_config = SettingsConfigDict(
+        alias_generator=AliasGenerator(validation_alias=input_env_name),
+        validate_by_name=True,
+        env_ignore_empty=True,
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    prompt_files: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    system_prompt_file: str | None = None
+    provider: Provider = "anthropic"
+    model: str | None = None
+    effort: Effort | None = None
+    workload: str | None = None
+    mode: Mode = "auto"
+    policy_file: str | None = None
+    upgrade: bool | None = None
+    max_tokens: int = Field(default=8192, gt=0)
+    max_concurrency: int = Field(default=8, gt=0, le=256)
+    poll_interval: float = Field(default=15.0, gt=0)
+    timeout_minutes: float = Field(default=300.0, gt=0)
+    on_timeout: OnTimeout = "fallback"
+    batch_id: str | None = None
+    output_dir: str = "batch-results"
+    metrics_file: str | None = None
+    pricing_file: str | None = None
+    budget_usd: float | None = Field(default=None, ge=0)
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+
+    @field_validator("prompt_files", mode="before")
+    @classmethod
+    def _split_lines(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [line.strip() for line in value.splitlines() if line.strip()]
+        return value
+
+    @field_validator("provider", "mode", "on_timeout", "effort", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("upgrade", mode="before")
+    @classmethod
+    def _yaml_bool(cls, value: Any) -> Any:
+        # The YAML 1.2 core schema GitHub documents for boolean inputs.
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("true", "false"):
+                return lowered == "true"
+            raise ValueError("must be true or false (or empty to let the policy decide)")
+        return value
+
+    @field_validator("poll_interval", "timeout_minutes", "budget_usd")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; `overrides` (CLI flags) win. Errors name the input."""
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = _field_for_alias(field)
+        given = first.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) and name != "api-key" else ""
+        raise BadInput(f"input `{name}`: {first['msg']}{shown}", input=name) from None
+    if not settings.prompt_files and not settings.batch_id:
+        raise BadInput("input `prompt-files` is required: give one or more paths or globs, one per line",
+                       input="prompt-files")
+    return settings
+
+
+def _field_for_alias(loc: str) -> str:
+    for name in Settings.model_fields:
+        if loc.lower() in (name, input_env_name(name).lower()):
+            return input_name(name)
+    return loc
+
+
+def workspace_path(settings_path: str, workspace: Path) -> Path:
+    path = Path(settings_path)
+    return path if path.is_absolute() else workspace / path

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from batch_arbiter.pricing import PriceTable, PricingError
+from batch_arbiter.records import Usage
+
+DAY = date(2026, 11, 24)
+
+
+@pytest.fixture(scope="module")
+def table() -> PriceTable:
+    return PriceTable.load()
+
+
+def test_most_specific_glob_wins(table: PriceTable) -> None:
+    assert table.rate("claude-opus-5-5", DAY).input == 4  # not the claude-opus-5* row
+    assert table.rate("claude-opus-5", DAY).input == 5
+    assert table.rate("gemini-2.5-flash-lite", DAY).output == 0.40
+    assert table.rate("claude-haiku-4-5-20251001", DAY).output == 5
+
+
+def test_dated_rows(table: PriceTable) -> None:
+    assert table.rate("claude-sonnet-5-5", date(2026, 10, 6)).cache_read == 0.20
+    assert table.rate("claude-sonnet-5-5", date(2026, 10, 7)).cache_read == 0.10
+    assert table.rate("gemini-4-argon", date(2026, 11, 30)).input == 2
+    assert table.rate("gemini-4-argon", date(2026, 12, 1)).input == 4
+
+
+def test_claude_batch_is_half_of_every_category(table: PriceTable) -> None:
+    u = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_read_tokens=1_000_000,
+              cache_creation_tokens=2_000_000, cache_creation_1h_tokens=1_000_000)
+    # Opus 5.5: input 4 + 5m write 5 + 1h write 2*4 + output 20 + cache read 0.20
+    sync = table.cost("claude-opus-5-5", u, DAY, batch=False)
+    assert sync == pytest.approx(4 + 5 + 8 + 20 + 0.20)
+    assert table.cost("claude-opus-5-5", u, DAY, batch=True) == pytest.approx(sync / 2)
+
+
+def test_gemini_batch_does_not_discount_cache_reads(table: PriceTable) -> None:
+    u = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_read_tokens=1_000_000)
+    # gemini-2.5-pro: input 1.25, output 10, cache read 0.125
+    assert table.cost("gemini-2.5-pro", u, DAY, batch=False) == pytest.approx(11.375)
+    assert table.cost("gemini-2.5-pro", u, DAY, batch=True) == pytest.approx(11.25 / 2 + 0.125)
+
+
+def test_unknown_model_lists_known(table: PriceTable) -> None:
+    with pytest.raises(PricingError, match="known models: .*claude-opus-5-5"):
+        table.rate("gpt-5", DAY)
+    assert not table.knows("claude-nonexistent")
+    assert "claude-fable-5-2" in table.known_models("anthropic")
+    assert all(m.startswith("gemini-") for m in table.known_models("gemini"))
+
+
+def test_user_pricing_file_wins_ties_and_is_validated(tmp_path: Path) -> None:
+    extra = tmp_path / "prices.tsv"
+    extra.write_text("model_glob\teffective_from\tinput\tcache_read\tcache_write\toutput\n"
+                     "claude-opus-5-5*\t2026-01-01\t3\t0.1\t4\t15\n", encoding="utf-8")
+    assert PriceTable.load(extra).rate("claude-opus-5-5", DAY).input == 3
+    extra.write_text("claude-x\t2026-13-01\t1\t1\t1\t1\n", encoding="utf-8")
+    with pytest.raises(PricingError, match="prices.tsv:1"):
+        PriceTable.load(extra)
+    extra.write_text("claude-x\t2026-01-01\t1\t1\n", encoding="utf-8")
+    with pytest.raises(PricingError, match="expected 6 tab-separated columns"):
+        PriceTable.load(extra)

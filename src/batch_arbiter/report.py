@@ -12,7 +12,7 @@ from batch_arbiter.policy import Decision
 from batch_arbiter.records import Status
 
 MAX_FAILURE_ROWS = 50
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|<>~&#])")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ def escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", flat)
 
 
+def code(text: str) -> str:
+    """A code span: nothing inside renders as Markdown or HTML (pipes still need escaping in tables)."""
+    return "`" + " ".join(text.split()).replace("`", "'").replace("|", "\\|") + "`"
+
+
 def summary(ctx: RunContext, run: RunResult) -> str:
     t = run.totals
     u = t.usage
@@ -69,7 +74,7 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         f"| Model | `{ctx.model}`{effort} |",
     ]
     if run.batch_id:
-        lines.append(f"| Batch | `{escape(run.batch_id)}` |")
+        lines.append(f"| Batch | {code(run.batch_id)} |")
     lines += [
         f"| Requests | {t.requests}: {t.succeeded} succeeded, {t.failed} failed"
         + (f", {t.statuses[Status.PENDING]} pending" if t.statuses[Status.PENDING] else "")
@@ -83,7 +88,7 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         f"Routing: **{ctx.decision.mode}** by {escape(ctx.decision.rule)}: {escape(ctx.decision.reason)}.",
     ]
     if t.unpriced_models:
-        names = ", ".join(f"`{escape(m)}`" for m in sorted(t.unpriced_models))
+        names = ", ".join(code(m) for m in sorted(t.unpriced_models))
         lines += ["", f"No price known for {names}: its cost is left out of the totals."]
     if run.events:
         lines += ["", "### What happened", ""] + [f"- {escape(e)}" for e in run.events]
@@ -91,11 +96,11 @@ def summary(ctx: RunContext, run: RunResult) -> str:
     if failures:
         lines += ["", "### Requests without a result", "", "| custom_id | status | error |", "|---|---|---|"]
         for cid, status, error in failures[:MAX_FAILURE_ROWS]:
-            lines.append(f"| `{escape(cid)}` | {status} | {escape(error)[:300]} |")
+            lines.append(f"| {code(cid)} | {status} | {escape(error[:300])} |")
         if len(failures) > MAX_FAILURE_ROWS:
             lines.append(f"\n{len(failures) - MAX_FAILURE_ROWS} more in `results.jsonl`.")
     if run.status == "pending" and run.batch_id:
-        lines += ["", f"Collect it later with `batch-id: {escape(run.batch_id)}`."]
+        lines += ["", f"Collect it later with {code('batch-id: ' + run.batch_id)}."]
     return "\n".join(lines) + "\n"
 
 

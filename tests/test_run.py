@@ -1,0 +1,180 @@
+"""The action end to end: the real anthropic SDK over HTTP against the bundled emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batch_arbiter.emulator import Emulator, Fault
+from support import API_KEY, run_action, write_prompts
+
+PROMPTS = {
+    "prompts/alpha.md": "Propose a feature for the CLI.",
+    "prompts/beta.md": "Propose a feature for the docs.",
+    "prompts/gamma.json": json.dumps({"custom_id": "gamma", "prompt": "Propose a pricing feature."}),
+    "prompts/delta.jsonl": '{"prompt": "Propose an onboarding feature."}\n{"prompt": "Propose a slow feature."}\n',
+    "system.md": "You are a product analyst.",
+}
+IDS = {"prompts_alpha_md", "prompts_beta_md", "gamma", "prompts_delta_jsonl_1", "prompts_delta_jsonl_2"}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    write_prompts(root, PROMPTS)
+    return root
+
+
+def sync_prompts(emulator: Emulator) -> list[str]:
+    return sorted(c.body["messages"][-1]["content"] for c in emulator.calls("messages") if c.body)
+
+
+def test_happy_path_all_via_batch_about_half_price(ws: Path, emulator: Emulator) -> None:
+    run = run_action(ws, emulator, prompt_files="prompts/*", system_prompt_file="system.md", mode="batch",
+                     model="claude-opus-5-5", effort="max")
+    assert run.code == 0, run.log
+    assert len(emulator.calls("create")) == 1
+    assert emulator.calls("messages") == []
+    out = run.outputs
+    assert (out["mode"], out["status"], out["succeeded"], out["failed"]) == ("batch", "succeeded", "5", "0")
+    assert out["batch-id"].startswith("msgbatch_") and out["model"] == "claude-opus-5-5"
+    assert 49.0 <= float(out["savings-percent"]) <= 50.0
+    assert float(out["cost-usd"]) > 0
+    assert float(out["cost-usd"]) == pytest.approx(sum(r["cost_usd"] for r in run.results), abs=1e-6)
+    assert float(out["sync-cost-usd"]) == pytest.approx(2 * float(out["cost-usd"]), rel=0.02)
+    assert set(run.by_id()) == IDS
+    for r in run.results:
+        assert (r["status"], r["via"]) == ("succeeded", "batch")
+        assert set(r) == {"custom_id", "source", "status", "via", "model", "text", "usage", "cost_usd",
+                          "sync_cost_usd", "error"}
+        assert (ws / "batch-results" / f"{r['custom_id']}.md").read_text() == r["text"]
+    assert run.by_id()["prompts_delta_jsonl_2"]["source"] == "prompts/delta.jsonl:2"
+    # What the batch carried: the system prompt cached for an hour, the effort asked for.
+    params = emulator.calls("create")[0].body["requests"][0]["params"]  # type: ignore[index]
+    assert params["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert params["output_config"] == {"effort": "max"}
+    assert "Savings" in run.summary and "feature" not in run.summary.lower().replace("feature-ideation", "")
+
+
+def test_errored_and_expired_rerun_synchronously_and_only_those(ws: Path, emulator: Emulator) -> None:
+    emulator.config.outcomes = {"prompts_beta_md": "errored", "gamma": "expired"}
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    assert sync_prompts(emulator) == ["Propose a feature for the docs.", "Propose a pricing feature."]
+    via = {cid: r["via"] for cid, r in run.by_id().items()}
+    assert via == {**dict.fromkeys(IDS, "batch"), "prompts_beta_md": "sync", "gamma": "sync"}
+    assert all(r["status"] == "succeeded" for r in run.results)
+    assert run.outputs["mode"] == "batch+fallback"
+    assert 10 < float(run.outputs["savings-percent"]) < 49
+    assert "1 errored, 1 expired" in run.summary
+
+
+def test_batch_create_failing_every_time_goes_fully_sync(ws: Path, emulator: Emulator) -> None:
+    emulator.config.faults = [Fault("create", 500, times=-1)]
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    assert len(emulator.calls("create")) == 3  # the SDK's own retries, then give up
+    assert len(emulator.calls("messages")) == 5
+    assert {r["via"] for r in run.results} == {"sync"}
+    assert run.outputs["mode"] == "batch+fallback" and run.outputs["batch-id"] == ""
+    assert float(run.outputs["savings-usd"]) == 0
+    assert "batch create failed" in run.summary
+
+
+def test_never_ending_batch_is_canceled_and_only_the_unfinished_rerun(ws: Path, emulator: Emulator) -> None:
+    emulator.config.outcomes = {"prompts_delta_jsonl_2": "hang"}
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.01)
+    assert run.code == 0, run.log
+    assert len(emulator.calls("cancel")) == 1
+    assert sync_prompts(emulator) == ["Propose a slow feature."]
+    via = {cid: r["via"] for cid, r in run.by_id().items()}
+    assert via == {**dict.fromkeys(IDS, "batch"), "prompts_delta_jsonl_2": "sync"}
+    assert run.outputs["status"] == "succeeded"
+    assert "canceled batch" in run.summary
+
+
+def test_leave_then_collect_with_batch_id(ws: Path, emulator: Emulator) -> None:
+    emulator.config.processing_seconds = 1.0
+    first = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002,
+                       on_timeout="leave")
+    assert first.code == 0, first.log
+    assert (first.outputs["mode"], first.outputs["status"]) == ("pending", "pending")
+    batch_id = first.outputs["batch-id"]
+    assert {r["status"] for r in first.results} == {"pending"}
+    assert emulator.calls("cancel") == [] and emulator.calls("messages") == []
+    state = json.loads((ws / "batch-results" / "state.json").read_text())
+    assert state["batch_id"] == batch_id and sorted(state["custom_ids"]) == sorted(IDS)
+    assert batch_id in first.summary
+
+    second = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", batch_id=batch_id, poll_interval=0.2)
+    assert second.code == 0, second.log
+    assert len(emulator.calls("create")) == 1
+    assert (second.outputs["status"], second.outputs["batch-id"]) == ("succeeded", batch_id)
+    assert {r["via"] for r in second.results} == {"batch"} and len(second.results) == 5
+
+
+def test_rerun_with_state_file_collects_instead_of_paying_twice(ws: Path, emulator: Emulator) -> None:
+    emulator.config.processing_seconds = 1.0
+    run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002, on_timeout="leave")
+    again = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", poll_interval=0.2)
+    assert again.code == 0, again.log
+    assert len(emulator.calls("create")) == 1
+    assert again.outputs["status"] == "succeeded"
+    assert "collecting it instead of submitting again" in again.log
+
+
+def test_sync_mode_never_creates_a_batch(ws: Path, emulator: Emulator) -> None:
+    run = run_action(ws, emulator, prompt_files="prompts/alpha.md", workload="daily-pr-review-health")
+    assert run.code == 0, run.log
+    assert emulator.calls("create") == [] and len(emulator.calls("messages")) == 1
+    assert run.outputs["mode"] == "sync" and run.outputs["savings-percent"] == "0.0"
+    assert "PR review" in run.summary
+
+
+def test_requests_that_fail_everywhere_exit_1(ws: Path, emulator: Emulator) -> None:
+    write_prompts(ws, {"prompts/bad.md": "This one fails. [[emulator:errored]] [[emulator:sync-errored]]"})
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 1
+    assert run.outputs["status"] == "partial" and run.outputs["failed"] == "1"
+    bad = run.by_id()["prompts_bad_md"]
+    assert (bad["status"], bad["via"]) == ("errored", "sync") and "invalid_request_error" in bad["error"]
+    assert "::error title=batch-arbiter%3A incomplete::1 of 6 requests" in run.log
+    assert "`prompts_bad_md`" in run.summary
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"prompt_files": "prompts/missing.md"}, "prompt file not found"),
+        ({"prompt_files": "prompts/*", "model": "claude-imaginary-9"}, "unknown anthropic model"),
+        ({"prompt_files": "prompts/*", "model": "gemini-2.5-pro"}, "unknown anthropic model"),
+        ({"prompt_files": "prompts/*", "effort": "extreme"}, "input `effort`"),
+        ({"prompt_files": "prompts/*", "provider": "gemini"}, "not supported yet"),
+        ({"prompt_files": "prompts/*", "provider": "mistral"}, "input `provider`"),
+        ({"prompt_files": "broken.jsonl"}, "broken.jsonl:2: not valid JSON"),
+        ({"prompt_files": "prompts/*", "output_dir": "../elsewhere"}, "outside the workspace"),
+        ({"prompt_files": "prompts/*", "api_key": ""}, "no API key"),
+        ({"prompt_files": "prompts/*", "budget_usd": 0.0001}, "over budget-usd"),
+        ({"prompt_files": "prompts/*", "system_prompt_file": "nope.md"}, "system prompt file not found"),
+    ],
+)
+def test_bad_input_exits_2_before_any_api_call(ws: Path, emulator: Emulator, inputs: dict[str, object],
+                                                message: str) -> None:
+    (ws / "broken.jsonl").write_text('{"prompt": "fine"}\n{"prompt": oops}\n')
+    run = run_action(ws, emulator, **inputs)
+    assert run.code == 2
+    assert message in run.log and "::error" in run.log
+    assert emulator.calls() == []
+    assert run.outputs == {}
+
+
+def test_api_key_reaches_no_file_or_log(ws: Path, emulator: Emulator) -> None:
+    emulator.config.outcomes = {"gamma": "errored"}
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert f"::add-mask::{API_KEY}" in run.log
+    assert run.log.count(API_KEY) == 1
+    for path in (ws / "batch-results").iterdir():
+        assert API_KEY not in path.read_text(), path
+    assert API_KEY not in run.summary and API_KEY not in json.dumps(run.outputs)

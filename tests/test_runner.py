@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from batch_arbiter.runner import SUMMARY_LIMIT_BYTES, Runner
+
+
+def parse_output_file(text: str) -> dict[str, str]:
+    """Parse GITHUB_OUTPUT the way the runner does: `name<<DELIM` ... `DELIM`."""
+    values: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        if "<<" in lines[i]:
+            name, delim = lines[i].split("<<", 1)
+            end = lines.index(delim, i + 1)
+            values[name] = "\n".join(lines[i + 1 : end])
+            i = end + 1
+        elif "=" in lines[i]:
+            name, value = lines[i].split("=", 1)
+            values[name] = value
+            i += 1
+        else:
+            i += 1
+    return values
+
+
+def make_runner(tmp_path: Path) -> tuple[Runner, io.StringIO]:
+    out = tmp_path / "output"
+    out.touch()
+    stream = io.StringIO()
+    return Runner(output_path=out, summary_path=tmp_path / "summary", workspace=tmp_path, stream=stream), stream
+
+
+def test_outputs_use_fresh_random_delimiters(tmp_path: Path) -> None:
+    runner, _ = make_runner(tmp_path)
+    forged = "EOF\nstatus=succeeded\nghadelimiter_00000000-0000-0000-0000-000000000000\ncost-usd=0"
+    runner.set_outputs({"model": forged, "status": "failed"})
+    text = (tmp_path / "output").read_text()
+    delimiters = re.findall(r"<<(ghadelimiter_[0-9a-f-]{36})", text)
+    assert len(delimiters) == 2 and delimiters[0] != delimiters[1]
+    assert parse_output_file(text) == {"model": forged, "status": "failed"}
+
+
+def test_secrets_are_masked_and_redacted_everywhere(tmp_path: Path) -> None:
+    runner, stream = make_runner(tmp_path)
+    runner.mask("sk-abc123")
+    runner.log("calling with sk-abc123")
+    runner.error("HTTP 401 for key sk-abc123")
+    runner.set_outputs({"batch-id": "sk-abc123"})
+    runner.write_summary("key sk-abc123")
+    log = stream.getvalue()
+    assert log.startswith("::add-mask::sk-abc123\n")
+    assert log.count("sk-abc123") == 1
+    assert "sk-abc123" not in (tmp_path / "output").read_text()
+    assert "sk-abc123" not in (tmp_path / "summary").read_text()
+
+
+def test_annotations_omit_empty_properties(tmp_path: Path) -> None:
+    runner, stream = make_runner(tmp_path)
+    runner.error("bad\ninput 100%", title="batch-arbiter: bad input")
+    runner.warning("careful")
+    assert stream.getvalue().splitlines() == [
+        "::error title=batch-arbiter%3A bad input::bad%0Ainput 100%25",
+        "::warning::careful",
+    ]
+
+
+def test_log_lines_cannot_start_workflow_commands(tmp_path: Path) -> None:
+    runner, stream = make_runner(tmp_path)
+    runner.log("remote said:\n::error::pwned\n  ::add-mask::x")
+    assert not any(line.startswith("::") for line in stream.getvalue().splitlines())
+
+
+def test_untrusted_block_stops_commands(tmp_path: Path) -> None:
+    runner, stream = make_runner(tmp_path)
+    with runner.untrusted():
+        stream.write("::error::from the model\n")
+    lines = stream.getvalue().splitlines()
+    token = lines[0].removeprefix("::stop-commands::")
+    assert re.fullmatch(r"[0-9a-f]{32}", token)
+    assert lines[-1] == f"::{token}::"
+
+
+def test_summary_is_trimmed_below_github_limit(tmp_path: Path) -> None:
+    runner, _ = make_runner(tmp_path)
+    runner.write_summary("x" * (2 * SUMMARY_LIMIT_BYTES))
+    data = (tmp_path / "summary").read_bytes()
+    assert len(data) <= 1024 * 1024
+    assert b"Summary trimmed" in data
+
+
+def test_local_run_prints_outputs_instead_of_set_output(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    runner = Runner(workspace=tmp_path, stream=stream)
+    runner.set_outputs({"status": "succeeded"})
+    assert "status=succeeded" in stream.getvalue()
+    assert "::set-output" not in stream.getvalue()

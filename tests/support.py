@@ -58,8 +58,14 @@ def run_action(workspace: Path, emulator: Emulator | None, **inputs: Any) -> Run
     (files / "output").write_text("")
     (files / "summary").write_text("")
     stream = io.StringIO()
-    runner = Runner(output_path=files / "output", summary_path=files / "summary", workspace=workspace,
-                    workflow="nightly", event_name="schedule", stream=stream)
+    runner = Runner(
+        output_path=files / "output",
+        summary_path=files / "summary",
+        workspace=workspace,
+        workflow="nightly",
+        event_name="schedule",
+        stream=stream,
+    )
     inputs.setdefault("api_key", API_KEY)
     if emulator is not None:
         inputs.setdefault("base_url", emulator.base_url)
@@ -73,5 +79,11 @@ def run_action(workspace: Path, emulator: Emulator | None, **inputs: Any) -> Run
         code = execute(settings, runner)
     results_path = workspace / inputs.get("output_dir", "batch-results") / "results.jsonl"
     results = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
-    return Run(code, parse_outputs((files / "output").read_text()), (files / "summary").read_text(),
-               stream.getvalue(), results, workspace)
+    return Run(
+        code,
+        parse_outputs((files / "output").read_text()),
+        (files / "summary").read_text(),
+        stream.getvalue(),
+        results,
+        workspace,
+    )

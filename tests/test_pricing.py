@@ -31,8 +31,13 @@ def test_dated_rows(table: PriceTable) -> None:
 
 
 def test_claude_batch_is_half_of_every_category(table: PriceTable) -> None:
-    u = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_read_tokens=1_000_000,
-              cache_creation_tokens=2_000_000, cache_creation_1h_tokens=1_000_000)
+    u = Usage(
+        input_tokens=1_000_000,
+        output_tokens=1_000_000,
+        cache_read_tokens=1_000_000,
+        cache_creation_tokens=2_000_000,
+        cache_creation_1h_tokens=1_000_000,
+    )
     # Opus 5.5: input 4 + 5m write 5 + 1h write 2*4 + output 20 + cache read 0.20
     sync = table.cost("claude-opus-5-5", u, DAY, batch=False)
     assert sync == pytest.approx(4 + 5 + 8 + 20 + 0.20)
@@ -47,7 +52,7 @@ def test_gemini_batch_does_not_discount_cache_reads(table: PriceTable) -> None:
 
 
 def test_unknown_model_lists_known(table: PriceTable) -> None:
-    with pytest.raises(PricingError, match="known models: .*claude-opus-5-5"):
+    with pytest.raises(PricingError, match=r"known models: .*claude-opus-5-5"):
         table.rate("gpt-5", DAY)
     assert not table.knows("claude-nonexistent")
     assert "claude-fable-5-2" in table.known_models("anthropic")
@@ -56,11 +61,14 @@ def test_unknown_model_lists_known(table: PriceTable) -> None:
 
 def test_user_pricing_file_wins_ties_and_is_validated(tmp_path: Path) -> None:
     extra = tmp_path / "prices.tsv"
-    extra.write_text("model_glob\teffective_from\tinput\tcache_read\tcache_write\toutput\n"
-                     "claude-opus-5-5*\t2026-01-01\t3\t0.1\t4\t15\n", encoding="utf-8")
+    extra.write_text(
+        "model_glob\teffective_from\tinput\tcache_read\tcache_write\toutput\n"
+        "claude-opus-5-5*\t2026-01-01\t3\t0.1\t4\t15\n",
+        encoding="utf-8",
+    )
     assert PriceTable.load(extra).rate("claude-opus-5-5", DAY).input == 3
     extra.write_text("claude-x\t2026-13-01\t1\t1\t1\t1\n", encoding="utf-8")
-    with pytest.raises(PricingError, match="prices.tsv:1"):
+    with pytest.raises(PricingError, match=r"prices\.tsv:1"):
         PriceTable.load(extra)
     extra.write_text("claude-x\t2026-01-01\t1\t1\n", encoding="utf-8")
     with pytest.raises(PricingError, match="expected 6 tab-separated columns"):

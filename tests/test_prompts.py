@@ -20,11 +20,14 @@ def load(root: Path, *patterns: str, system: str | None = None) -> list:  # type
 
 
 def test_three_file_kinds(tmp_path: Path) -> None:
-    make(tmp_path, {
-        "p/a.md": "Write a haiku.",
-        "p/b.json": json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 99}),
-        "p/c.jsonl": '{"prompt": "one"}\n\n{"prompt": "two", "custom_id": "mine", "system": "own"}\n',
-    })
+    make(
+        tmp_path,
+        {
+            "p/a.md": "Write a haiku.",
+            "p/b.json": json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 99}),
+            "p/c.jsonl": '{"prompt": "one"}\n\n{"prompt": "two", "custom_id": "mine", "system": "own"}\n',
+        },
+    )
     reqs = load(tmp_path, "p/*", system="shared")
     by_source = {r.source: r for r in reqs}
     assert set(by_source) == {"p/a.md", "p/b.json", "p/c.jsonl:1", "p/c.jsonl:3"}
@@ -58,8 +61,11 @@ def test_custom_ids_are_stable_valid_and_unique(tmp_path: Path) -> None:
         ({"a.json": '{"custom_id": "bad id!", "prompt": "x"}'}, "a.json", "custom_id"),
         ({"a.json": '{"system": "x"}'}, "a.json", "exactly one of `prompt` or `messages`"),
         ({"a.md": "   \n"}, "a.md", "is empty"),
-        ({"a.jsonl": '{"custom_id": "d", "prompt": "1"}\n{"custom_id": "d", "prompt": "2"}\n'}, "a.jsonl",
-         "used twice"),
+        (
+            {"a.jsonl": '{"custom_id": "d", "prompt": "1"}\n{"custom_id": "d", "prompt": "2"}\n'},
+            "a.jsonl",
+            "used twice",
+        ),
         ({}, "../etc/passwd", "without `..`"),
         ({}, "/etc/passwd", "relative to the workspace"),
     ],

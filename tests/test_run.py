@@ -32,8 +32,15 @@ def sync_prompts(emulator: Emulator) -> list[str]:
 
 
 def test_happy_path_all_via_batch_about_half_price(ws: Path, emulator: Emulator) -> None:
-    run = run_action(ws, emulator, prompt_files="prompts/*", system_prompt_file="system.md", mode="batch",
-                     model="claude-opus-5-5", effort="max")
+    run = run_action(
+        ws,
+        emulator,
+        prompt_files="prompts/*",
+        system_prompt_file="system.md",
+        mode="batch",
+        model="claude-opus-5-5",
+        effort="max",
+    )
     assert run.code == 0, run.log
     assert len(emulator.calls("create")) == 1
     assert emulator.calls("messages") == []
@@ -47,12 +54,22 @@ def test_happy_path_all_via_batch_about_half_price(ws: Path, emulator: Emulator)
     assert set(run.by_id()) == IDS
     for r in run.results:
         assert (r["status"], r["via"]) == ("succeeded", "batch")
-        assert set(r) == {"custom_id", "source", "status", "via", "model", "text", "usage", "cost_usd",
-                          "sync_cost_usd", "error"}
+        assert set(r) == {
+            "custom_id",
+            "source",
+            "status",
+            "via",
+            "model",
+            "text",
+            "usage",
+            "cost_usd",
+            "sync_cost_usd",
+            "error",
+        }
         assert (ws / "batch-results" / f"{r['custom_id']}.md").read_text() == r["text"]
     assert run.by_id()["prompts_delta_jsonl_2"]["source"] == "prompts/delta.jsonl:2"
     # What the batch carried: the system prompt cached for an hour, the effort asked for.
-    params = emulator.calls("create")[0].body["requests"][0]["params"]  # type: ignore[index]
+    params = emulator.calls("create")[0].body["requests"][0]["params"]
     assert params["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
     assert params["output_config"] == {"effort": "max"}
     assert "Savings" in run.summary and "feature" not in run.summary.lower().replace("feature-ideation", "")
@@ -97,8 +114,7 @@ def test_never_ending_batch_is_canceled_and_only_the_unfinished_rerun(ws: Path, 
 
 def test_leave_then_collect_with_batch_id(ws: Path, emulator: Emulator) -> None:
     emulator.config.processing_seconds = 1.0
-    first = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002,
-                       on_timeout="leave")
+    first = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002, on_timeout="leave")
     assert first.code == 0, first.log
     assert (first.outputs["mode"], first.outputs["status"]) == ("pending", "pending")
     batch_id = first.outputs["batch-id"]
@@ -160,8 +176,9 @@ def test_requests_that_fail_everywhere_exit_1(ws: Path, emulator: Emulator) -> N
         ({"prompt_files": "prompts/*", "system_prompt_file": "nope.md"}, "system prompt file not found"),
     ],
 )
-def test_bad_input_exits_2_before_any_api_call(ws: Path, emulator: Emulator, inputs: dict[str, object],
-                                                message: str) -> None:
+def test_bad_input_exits_2_before_any_api_call(
+    ws: Path, emulator: Emulator, inputs: dict[str, object], message: str
+) -> None:
     (ws / "broken.jsonl").write_text('{"prompt": "fine"}\n{"prompt": oops}\n')
     run = run_action(ws, emulator, **inputs)
     assert run.code == 2

@@ -100,8 +100,20 @@ def test_action_yml_defaults_agree_with_settings(monkeypatch: pytest.MonkeyPatch
 def test_action_yml_outputs_and_runs() -> None:
     assert ACTION["runs"] == {"using": "docker", "image": "Dockerfile"}
     assert set(ACTION["outputs"]) == {
-        "mode", "status", "batch-id", "model", "results-dir", "results-file", "succeeded", "failed",
-        "input-tokens", "output-tokens", "cost-usd", "sync-cost-usd", "savings-usd", "savings-percent",
+        "mode",
+        "status",
+        "batch-id",
+        "model",
+        "results-dir",
+        "results-file",
+        "succeeded",
+        "failed",
+        "input-tokens",
+        "output-tokens",
+        "cost-usd",
+        "sync-cost-usd",
+        "savings-usd",
+        "savings-percent",
     }
     for name, spec in ACTION["inputs"].items():
         assert spec.get("description"), name

@@ -85,6 +85,7 @@ def execute(settings: Settings, runner: Any) -> int:
     from batch_arbiter.policy import decide
     from batch_arbiter.pricing import PriceTable, PricingError, provider_of
     from batch_arbiter.providers import ProviderConfig, make_provider
+    from batch_arbiter.records import Outcome, Status, Via
     from batch_arbiter.report import RunContext, outputs, summary
     from batch_arbiter.results import RESULTS_FILE, ResultWriter
     from batch_arbiter.state import STATE_FILE, RunState
@@ -152,14 +153,21 @@ def execute(settings: Settings, runner: Any) -> int:
 
     provider = make_provider(
         settings.provider,
-        ProviderConfig(model=model, api_key=api_key, base_url=settings.base_url, effort=settings.effort,
-                       max_tokens=settings.max_tokens),
+        ProviderConfig(
+            model=model,
+            api_key=api_key,
+            base_url=settings.base_url,
+            effort=settings.effort,
+            max_tokens=settings.max_tokens,
+        ),
     )
     writer = ResultWriter(out_dir, prices, model, today)
     from batch_arbiter.engine import Engine
 
     engine = Engine(
-        provider, writer, state,
+        provider,
+        writer,
+        state,
         deadline=time.monotonic() + settings.timeout_minutes * 60,
         poll_interval=settings.poll_interval,
         on_timeout=settings.on_timeout,
@@ -175,12 +183,30 @@ def execute(settings: Settings, runner: Any) -> int:
         else:
             result = engine.run_batch(requests, batch_id)
     except Cancelled as exc:
+        # Every request still gets a line: pending in the batch, or canceled if it never left here.
+        status, via, note = (
+            (Status.PENDING, Via.BATCH, "left in the batch; collect later")
+            if state.batch_id
+            else (Status.CANCELED, Via.SYNC, "the run was cancelled before this request ran")
+        )
+        for request in requests:
+            if request.custom_id not in writer.written:
+                writer.write(Outcome(request.custom_id, status, error=note), request.source, via)
         writer.close()
-        where = f" Batch {state.batch_id} stays with the provider; collect it with `batch-id: {state.batch_id}`" \
-            f" or by re-running with {state_path.relative_to(workspace)} present." if state.batch_id else ""
+        where = (
+            f" Batch {state.batch_id} stays with the provider; collect it with `batch-id: {state.batch_id}`"
+            f" or by re-running with {state_path.relative_to(workspace)} present."
+            if state.batch_id
+            else ""
+        )
         runner.warning(f"cancelled by {exc}; results so far are in {writer.path.relative_to(workspace)}.{where}")
-        runner.set_outputs({"status": "pending" if state.batch_id else "failed", "batch-id": state.batch_id or "",
-                            "results-file": str(writer.path)})
+        runner.set_outputs(
+            {
+                "status": "pending" if state.batch_id else "failed",
+                "batch-id": state.batch_id or "",
+                "results-file": str(writer.path),
+            }
+        )
         return EXIT_INCOMPLETE
     finally:
         provider.close()
@@ -189,8 +215,11 @@ def execute(settings: Settings, runner: Any) -> int:
     runner.write_summary(summary(ctx, result))
     if result.status in ("succeeded", "pending"):
         return EXIT_OK
-    runner.error(f"{result.totals.failed} of {result.totals.requests} requests ended without a result; "
-                 f"see {writer.path.relative_to(workspace)}", title="batch-arbiter: incomplete")
+    runner.error(
+        f"{result.totals.failed} of {result.totals.requests} requests ended without a result; "
+        f"see {writer.path.relative_to(workspace)}",
+        title="batch-arbiter: incomplete",
+    )
     return EXIT_INCOMPLETE
 
 
@@ -204,8 +233,9 @@ def _inside(workspace: Path, value: str | None, name: str) -> Path | None:
     return path
 
 
-def _worst_case_cost(requests: Sequence[Any], model: str, max_tokens: int, prices: Any, today: Any,
-                     batch: bool) -> float:
+def _worst_case_cost(
+    requests: Sequence[Any], model: str, max_tokens: int, prices: Any, today: Any, batch: bool
+) -> float:
     from batch_arbiter.records import Usage
 
     total = 0.0

@@ -47,12 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     root = Path(args.dir).resolve()
     write_workspace(root)
-    print(f"Demo workspace: {root}\n"
-          "Two prompts carry emulator markers: one errors and one expires in the batch, so the run\n"
-          "shows the sync fallback rerunning exactly those two.\n")
+    print(
+        f"Demo workspace: {root}\n"
+        "Two prompts carry emulator markers: one errors and one expires in the batch, so the run\n"
+        "shows the sync fallback rerunning exactly those two.\n"
+    )
     with Emulator(EmulatorConfig(processing_seconds=0.5)) as emulator:
-        runner = Runner(workspace=root, workflow="feature-ideation", event_name="workflow_dispatch",
-                        stream=sys.stdout)
+        runner = Runner(workspace=root, workflow="feature-ideation", event_name="workflow_dispatch", stream=sys.stdout)
         settings = load_settings(
             prompt_files="prompts/ideation/*.md\nprompts/ideation/*.jsonl",
             system_prompt_file="prompts/system.md",

@@ -26,8 +26,12 @@ class Decision:
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule("feature-ideation*", "batch", True,
-         "feature ideation is batchable; the batch discount pays for the most capable model"),
+    Rule(
+        "feature-ideation*",
+        "batch",
+        True,
+        "feature ideation is batchable; the batch discount pays for the most capable model",
+    ),
     Rule("*pr-review*", "sync", False, "PR review needs a real-time answer"),
     Rule("*health*", "sync", False, "health checks stay synchronous"),
     Rule("*fleet-monitor*", "sync", False, "fleet monitoring stays synchronous"),
@@ -56,8 +60,12 @@ def decide(
         why = f"started by `{event_name}`" if event_name else "run outside GitHub Actions"
         decision = Decision("batch", False, "default", f"no rule names `{name}`; {why}, so nobody waits on it")
     else:
-        decision = Decision("sync", False, "default",
-                            f"no rule names `{name}`; started by `{event_name}`, which may be waited on")
+        decision = Decision(
+            "sync",
+            False,
+            "default",
+            f"no rule names `{name}`; started by `{event_name}`, which may be waited on",
+        )
     if upgrade is not None:
         decision = Decision(decision.mode, upgrade, decision.rule, decision.reason)
     if decision.mode == "sync":

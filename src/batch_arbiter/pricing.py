@@ -112,7 +112,9 @@ def _parse(text: str, name: str, start: int) -> list[_Row]:
         if tuple(f.strip() for f in fields) == _COLUMNS:
             continue
         if len(fields) != len(_COLUMNS):
-            raise PricingError(f"{name}:{n}: expected {len(_COLUMNS)} tab-separated columns {_COLUMNS}, got {len(fields)}")
+            raise PricingError(
+                f"{name}:{n}: expected {len(_COLUMNS)} tab-separated columns {_COLUMNS}, got {len(fields)}"
+            )
         glob, when, *prices = (f.strip() for f in fields)
         try:
             effective = date.fromisoformat(when)

@@ -110,8 +110,10 @@ def load_settings(**overrides: Any) -> Settings:
         shown = f" (got {given!r})" if isinstance(given, str | int | float) and name != "api-key" else ""
         raise BadInput(f"input `{name}`: {first['msg']}{shown}", input=name) from None
     if not settings.prompt_files and not settings.batch_id:
-        raise BadInput("input `prompt-files` is required: give one or more paths or globs, one per line",
-                       input="prompt-files")
+        raise BadInput(
+            "input `prompt-files` is required: give one or more paths or globs, one per line",
+            input="prompt-files",
+        )
     return settings
 
 

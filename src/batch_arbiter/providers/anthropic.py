@@ -129,7 +129,8 @@ def describe(exc: anthropic.APIError) -> str:
     """A short, key-free description of an SDK error."""
     if isinstance(exc, anthropic.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        error = body.get("error")
+        error = error if isinstance(error, dict) else {}
         kind = error.get("type") or type(exc).__name__
         message = error.get("message") or ""
         return f"HTTP {exc.status_code} {kind}: {message}".strip().rstrip(":")
@@ -146,7 +147,18 @@ def _status(batch: MessageBatch) -> BatchStatus:
         "canceling": BatchState.CANCELING,
         "ended": BatchState.ENDED,
     }.get(batch.processing_status, BatchState.RUNNING)
-    return BatchStatus(batch.id, state, batch.request_counts.to_dict())
+    counts = batch.request_counts
+    return BatchStatus(
+        batch.id,
+        state,
+        {
+            "processing": counts.processing,
+            "succeeded": counts.succeeded,
+            "errored": counts.errored,
+            "canceled": counts.canceled,
+            "expired": counts.expired,
+        },
+    )
 
 
 def _outcome(custom_id: str, result: Any) -> Outcome:

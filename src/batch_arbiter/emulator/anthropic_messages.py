@@ -1,0 +1,422 @@
+"""What a Messages request means to the emulator: validation, markers, token counts, prompt caching and
+the deterministic reply. Shared by the sync endpoint and batch items so both behave alike."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .anthropic_catalog import EFFORT_LEVELS, THINKING_TYPES, ModelSpec, find_model
+from .routing import HttpError
+
+API_VERSION = "2026-10-21"
+
+# Body keys of MessageCreateParams in anthropic 2.12.0 (`types/message_create_params.py`).
+# `user_profile_id` / `workspace_id` are headers on a sync call, so they are body keys only for batch items.
+_CREATE_KEYS = frozenset(
+    {
+        "model",
+        "max_tokens",
+        "messages",
+        "cache_control",
+        "container",
+        "diagnostics",
+        "inference_geo",
+        "metadata",
+        "output_config",
+        "service_tier",
+        "speed",
+        "stop_sequences",
+        "stream",
+        "system",
+        "thinking",
+        "tool_choice",
+        "tools",
+    }
+)
+_BATCH_EXTRA_KEYS = frozenset({"user_profile_id", "workspace_id"})
+_COUNT_TOKENS_KEYS = frozenset(
+    {
+        "model",
+        "messages",
+        "cache_control",
+        "output_config",
+        "speed",
+        "system",
+        "thinking",
+        "tool_choice",
+        "tools",
+    }
+)
+# Removed by API version 2026-10-21: the real API answers 400 even for default values.
+_REMOVED_KEYS = ("temperature", "top_p", "top_k")
+
+BATCH_MARKER = re.compile(r"\[\[emulator:(succeeded|errored|expired|canceled|hang)\]\]")
+SYNC_ERROR_MARKER = "[[emulator:sync-errored]]"
+
+# Added to the reply's token estimate for the envelope the real model also bills; it keeps output_tokens
+# clearly above zero for short replies, like the real API.
+_OUTPUT_OVERHEAD_TOKENS = 5
+_CACHE_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+
+
+def tokens_for(chars: int) -> int:
+    return (chars + 3) // 4
+
+
+def _invalid(message: str) -> HttpError:
+    return HttpError(400, message, "invalid_request_error")
+
+
+def validate_params(
+    params: Any,
+    *,
+    prefix: str = "",
+    batch: bool = False,
+    lenient_keys: bool = False,
+    count_tokens: bool = False,
+) -> dict[str, Any]:
+    """Reject what the real API rejects up front, so shape bugs surface here and not in production.
+
+    `prefix` locates the params in the body (e.g. "requests.3.params.") for the error message.
+    `lenient_keys` skips the unknown-key check for beta requests, whose extra params we do not model.
+    """
+    if not isinstance(params, dict):
+        raise _invalid(f"{prefix.rstrip('.') or 'body'}: Input should be an object")
+    for key in _REMOVED_KEYS:
+        if key in params:
+            raise _invalid(f"{prefix}{key}: Extra inputs are not permitted (removed in API version {API_VERSION})")
+    allowed = _COUNT_TOKENS_KEYS if count_tokens else _CREATE_KEYS | (_BATCH_EXTRA_KEYS if batch else frozenset())
+    if not lenient_keys:
+        for key in params:
+            if key not in allowed:
+                raise _invalid(f"{prefix}{key}: Extra inputs are not permitted")
+
+    model = params.get("model")
+    if not isinstance(model, str) or not model:
+        raise _invalid(f"{prefix}model: Field required")
+    if not count_tokens:
+        max_tokens = params.get("max_tokens")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise _invalid(f"{prefix}max_tokens: Field required (an integer >= 1)")
+    _validate_messages(params.get("messages"), prefix)
+    _validate_system(params.get("system"), prefix)
+    if "cache_control" in params and params["cache_control"] is not None:
+        _validate_cache_control(params["cache_control"], f"{prefix}cache_control")
+    tools = params.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _invalid(f"{prefix}tools: Input should be a valid list")
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise _invalid(f"{prefix}tools.{i}: Input should be an object")
+            if "cache_control" in tool:
+                _validate_cache_control(tool["cache_control"], f"{prefix}tools.{i}.cache_control")
+    stops = params.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
+        raise _invalid(f"{prefix}stop_sequences: Input should be a list of strings")
+    _validate_thinking(params, prefix)
+    _validate_output_config(params.get("output_config"), prefix)
+    stream = params.get("stream")
+    if batch and stream not in (None, False):
+        raise _invalid(f"{prefix}stream: Input should be False (batch requests cannot stream)")
+    if not batch and stream:
+        raise _invalid(f"{prefix}stream: streaming is not supported by the emulator")
+    return params
+
+
+def _validate_messages(messages: Any, prefix: str) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise _invalid(f"{prefix}messages: Field required (a non-empty list)")
+    for i, message in enumerate(messages):
+        where = f"{prefix}messages.{i}"
+        if not isinstance(message, dict):
+            raise _invalid(f"{where}: Input should be an object")
+        if message.get("role") not in ("user", "assistant"):
+            raise _invalid(f"{where}.role: Input should be 'user' or 'assistant'")
+        content = message.get("content")
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list):
+            raise _invalid(f"{where}.content: Input should be a string or a list of content blocks")
+        for j, block in enumerate(content):
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                raise _invalid(f"{where}.content.{j}: Input should be a content block with a type")
+            if block["type"] == "text" and not isinstance(block.get("text"), str):
+                raise _invalid(f"{where}.content.{j}.text: Field required")
+            if "cache_control" in block and block["cache_control"] is not None:
+                _validate_cache_control(block["cache_control"], f"{where}.content.{j}.cache_control")
+
+
+def _validate_system(system: Any, prefix: str) -> None:
+    if system is None or isinstance(system, str):
+        return
+    if not isinstance(system, list):
+        raise _invalid(f"{prefix}system: Input should be a string or a list of text blocks")
+    for i, block in enumerate(system):
+        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            raise _invalid(f"{prefix}system.{i}: Input should be a text block")
+        if "cache_control" in block and block["cache_control"] is not None:
+            _validate_cache_control(block["cache_control"], f"{prefix}system.{i}.cache_control")
+
+
+def _validate_cache_control(value: Any, where: str) -> None:
+    if not isinstance(value, dict) or value.get("type") != "ephemeral":
+        raise _invalid(f"{where}: Input should be {{'type': 'ephemeral'}}")
+    if value.get("ttl", "5m") not in _CACHE_TTL_SECONDS:
+        raise _invalid(f"{where}.ttl: Input should be '5m' or '1h'")
+
+
+def _validate_thinking(params: dict[str, Any], prefix: str) -> None:
+    thinking = params.get("thinking")
+    if thinking is None:
+        return
+    if not isinstance(thinking, dict) or thinking.get("type") not in THINKING_TYPES:
+        raise _invalid(f"{prefix}thinking.type: Input should be one of {', '.join(THINKING_TYPES)}")
+    if thinking["type"] == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
+            raise _invalid(f"{prefix}thinking.budget_tokens: Input should be an integer >= 1024")
+        max_tokens = params.get("max_tokens")
+        if isinstance(max_tokens, int) and budget >= max_tokens:
+            raise _invalid(f"{prefix}thinking.budget_tokens: must be less than max_tokens")
+
+
+def _validate_output_config(config: Any, prefix: str) -> None:
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise _invalid(f"{prefix}output_config: Input should be an object")
+    effort = config.get("effort")
+    if effort is not None and effort not in EFFORT_LEVELS:
+        raise _invalid(f"{prefix}output_config.effort: Input should be one of {', '.join(EFFORT_LEVELS)}")
+
+
+def check_model(params: dict[str, Any]) -> ModelSpec:
+    """Model-dependent checks, which the real API applies only once it knows the model.
+
+    Raises 404 not_found_error for an unknown model, 400 for a setting the model does not support.
+    """
+    name: str = params["model"]
+    spec = find_model(name)
+    if spec is None:
+        raise HttpError(404, f"model: {name}", "not_found_error")
+    effort = (params.get("output_config") or {}).get("effort")
+    if effort is not None and effort not in spec.effort:
+        detail = "does not support the effort parameter" if not spec.effort else f"does not support effort {effort!r}"
+        raise _invalid(f"output_config.effort: {name} {detail}")
+    thinking = params.get("thinking")
+    if thinking is not None and thinking["type"] not in spec.thinking:
+        raise _invalid(f"thinking.type: {thinking['type']!r} is not supported by {name}")
+    return spec
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    return block["text"] if block.get("type") == "text" and isinstance(block.get("text"), str) else ""
+
+
+def message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(t for t in (_block_text(b) for b in content if isinstance(b, dict)) if t)
+    return ""
+
+
+def user_texts(params: dict[str, Any]) -> list[str]:
+    return [message_text(m) for m in params.get("messages", []) if m.get("role") == "user"]
+
+
+def batch_marker(params: dict[str, Any]) -> str | None:
+    """The outcome a `[[emulator:...]]` marker in the user text asks for, if any."""
+    for text in user_texts(params):
+        found = BATCH_MARKER.search(text)
+        if found:
+            return found.group(1)
+    return None
+
+
+def has_sync_error_marker(params: dict[str, Any]) -> bool:
+    return any(SYNC_ERROR_MARKER in text for text in user_texts(params))
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One cacheable unit of the prompt, in the order the API builds its cache prefix."""
+
+    fingerprint: str
+    tokens: int
+    ttl: str | None
+
+
+def _without_cache_control(block: dict[str, Any]) -> str:
+    # Moving a breakpoint must not change the content it covers.
+    return json.dumps({k: v for k, v in block.items() if k != "cache_control"}, sort_keys=True)
+
+
+def _ttl(block: dict[str, Any]) -> str | None:
+    control = block.get("cache_control")
+    if isinstance(control, dict):
+        return str(control.get("ttl", "5m"))
+    return None
+
+
+def segments(params: dict[str, Any]) -> list[Segment]:
+    """tools → system → messages, the prefix order the real prompt cache uses."""
+    out: list[Segment] = []
+    for tool in params.get("tools") or []:
+        text = _without_cache_control(tool)
+        out.append(Segment("tool:" + text, tokens_for(len(text)), _ttl(tool)))
+    system = params.get("system")
+    if isinstance(system, str):
+        out.append(Segment("system:" + system, tokens_for(len(system)), None))
+    elif isinstance(system, list):
+        for block in system:
+            out.append(Segment("system:" + block["text"], tokens_for(len(block["text"])), _ttl(block)))
+    for message in params["messages"]:
+        role = message["role"]
+        content = message["content"]
+        if isinstance(content, str):
+            out.append(Segment(f"{role}:{content}", tokens_for(len(content)), None))
+            continue
+        for block in content:
+            text = block["text"] if block["type"] == "text" else _without_cache_control(block)
+            fingerprint = f"{role}:{block['type']}:{text}"
+            out.append(Segment(fingerprint, tokens_for(len(text)), _ttl(block)))
+    top = params.get("cache_control")
+    if isinstance(top, dict) and out and out[-1].ttl is None:
+        # Top-level cache_control marks the last cacheable block.
+        last = out[-1]
+        out[-1] = Segment(last.fingerprint, last.tokens, str(top.get("ttl", "5m")))
+    return out
+
+
+def has_cache_control(params: dict[str, Any]) -> bool:
+    """Whether any breakpoint is set; most requests have none and skip prefix hashing entirely."""
+    if params.get("cache_control"):
+        return True
+    system = params.get("system")
+    blocks: list[Any] = list(params.get("tools") or [])
+    if isinstance(system, list):
+        blocks.extend(system)
+    for message in params["messages"]:
+        if isinstance(message["content"], list):
+            blocks.extend(message["content"])
+    return any(block.get("cache_control") for block in blocks)
+
+
+def total_input_tokens(params: dict[str, Any]) -> int:
+    return max(1, sum(s.tokens for s in segments(params)))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUse:
+    created_5m: int = 0
+    created_1h: int = 0
+    read: int = 0
+
+    @property
+    def cached(self) -> int:
+        return self.created_5m + self.created_1h + self.read
+
+
+NO_CACHE = CacheUse()
+
+
+class PromptCache:
+    """Remembers which cache prefixes have been written, per model, until their TTL lapses."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, float]] = {}  # prefix hash -> (expires, ttl seconds)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def account(self, params: dict[str, Any], now: float | None = None) -> CacheUse:
+        if not has_cache_control(params):
+            return NO_CACHE
+        moment = time.monotonic() if now is None else now
+        digest = hashlib.sha256(str(params["model"]).encode())
+        breakpoints: list[tuple[str, int, str]] = []  # (prefix hash, tokens through it, ttl)
+        running = 0
+        for segment in segments(params):
+            digest.update(segment.fingerprint.encode())
+            digest.update(b"\x00")
+            running += segment.tokens
+            if segment.ttl is not None:
+                breakpoints.append((digest.copy().hexdigest(), running, segment.ttl))
+        if not breakpoints:
+            return NO_CACHE
+        with self._lock:
+            hit = -1
+            for index in range(len(breakpoints) - 1, -1, -1):
+                entry = self._entries.get(breakpoints[index][0])
+                if entry is not None and entry[0] > moment:
+                    hit = index
+                    break
+            read = 0
+            if hit >= 0:
+                key, read, _ = breakpoints[hit]
+                ttl_seconds = self._entries[key][1]
+                self._entries[key] = (moment + ttl_seconds, ttl_seconds)
+            created = {"5m": 0, "1h": 0}
+            previous = read
+            for key, through, ttl in breakpoints[hit + 1 :]:
+                created[ttl] += through - previous
+                previous = through
+                seconds = _CACHE_TTL_SECONDS[ttl]
+                self._entries[key] = (moment + seconds, seconds)
+        return CacheUse(created_5m=created["5m"], created_1h=created["1h"], read=read)
+
+
+def build_message(params: dict[str, Any], *, message_id: str, cache: CacheUse, service_tier: str) -> dict[str, Any]:
+    """A complete Message for `params`; the same params always give the same text and token counts."""
+    model: str = params["model"]
+    texts = user_texts(params)
+    last_user = texts[-1] if texts else ""
+    text = f"Emulated reply from {model} to: {last_user[:80]}"
+    stop_reason = "end_turn"
+    stop_sequence: str | None = None
+    for stop in params.get("stop_sequences") or []:
+        at = text.find(stop) if stop else -1
+        if at >= 0:
+            text, stop_reason, stop_sequence = text[:at], "stop_sequence", stop
+            break
+    output_tokens = tokens_for(len(text)) + _OUTPUT_OVERHEAD_TOKENS
+    max_tokens: int = params["max_tokens"]
+    if output_tokens > max_tokens:
+        text, stop_reason, stop_sequence, output_tokens = (
+            text[: max_tokens * 4],
+            "max_tokens",
+            None,
+            max_tokens,
+        )
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "stop_details": None,
+        "usage": {
+            "input_tokens": max(1, total_input_tokens(params) - cache.cached),
+            "cache_creation_input_tokens": cache.created_5m + cache.created_1h,
+            "cache_read_input_tokens": cache.read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": cache.created_5m,
+                "ephemeral_1h_input_tokens": cache.created_1h,
+            },
+            "output_tokens": output_tokens,
+            "service_tier": service_tier,
+        },
+    }

@@ -1,0 +1,66 @@
+"""Knobs that steer the emulator, and the call records it keeps for test assertions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Every route name a Fault may target. Anthropic routes only for now; a second API would add its own
+# names (e.g. prefixed "gemini.") rather than reuse these.
+ROUTES = frozenset({"create", "retrieve", "list", "cancel", "delete", "results", "messages", "models", "count_tokens"})
+
+# "hang" is not a result type on the wire: it keeps an item processing until the batch is canceled.
+OUTCOMES = frozenset({"succeeded", "errored", "expired", "canceled", "hang"})
+
+
+@dataclass
+class Fault:
+    """Answer the next `times` calls of `route` with `status` instead of handling them."""
+
+    route: str
+    status: int
+    times: int = 1
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.route not in ROUTES:
+            raise ValueError(f"unknown fault route {self.route!r}; expected one of {sorted(ROUTES)}")
+        if not 400 <= self.status <= 599:
+            raise ValueError(f"fault status must be an HTTP error status, got {self.status}")
+        if self.times < -1:
+            raise ValueError("fault times must be -1 (always) or a count >= 0")
+
+
+@dataclass
+class EmulatorConfig:
+    """Read on every request, so tests may change it while the server runs."""
+
+    processing_seconds: float = 0.2
+    outcomes: dict[str, str] = field(default_factory=dict)
+    default_outcome: str = "succeeded"
+    faults: list[Fault] = field(default_factory=list)
+    api_key: str | None = None
+    # How long a canceled batch stays `canceling` before it ends; non-zero so that clients must poll.
+    cancel_seconds: float = 0.05
+
+    def __post_init__(self) -> None:
+        for glob, outcome in self.outcomes.items():
+            if outcome not in OUTCOMES:
+                raise ValueError(f"outcome for {glob!r} must be one of {sorted(OUTCOMES)}, got {outcome!r}")
+        if self.default_outcome not in OUTCOMES:
+            raise ValueError(f"default_outcome must be one of {sorted(OUTCOMES)}, got {self.default_outcome!r}")
+        if self.processing_seconds < 0 or self.cancel_seconds < 0:
+            raise ValueError("processing_seconds and cancel_seconds must be >= 0")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request as the emulator answered it. Credentials are never recorded."""
+
+    route: str
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    status: int

@@ -172,7 +172,6 @@ def test_requests_that_fail_everywhere_exit_1(ws: Path, emulator: Emulator) -> N
         ({"prompt_files": "broken.jsonl"}, "broken.jsonl:2: not valid JSON"),
         ({"prompt_files": "prompts/*", "output_dir": "../elsewhere"}, "outside the workspace"),
         ({"prompt_files": "prompts/*", "api_key": ""}, "no API key"),
-        ({"prompt_files": "prompts/*", "budget_usd": 0.0001}, "over budget-usd"),
         ({"prompt_files": "prompts/*", "system_prompt_file": "nope.md"}, "system prompt file not found"),
     ],
 )

@@ -1,4 +1,4 @@
-"""`batch-arbiter`: the action's entrypoint (`run`, the default), plus `emulate` and `demo`."""
+"""`batch-arbiter`: the action's entrypoint (`run`, the default), plus `plan`, `emulate` and `demo`."""
 
 from __future__ import annotations
 
@@ -8,16 +8,26 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from batch_arbiter.settings import BadInput, Settings, input_name, load_settings
+
+if TYPE_CHECKING:
+    from batch_arbiter.policy import Decision, Upgrade
+    from batch_arbiter.pricing import PriceTable
+    from batch_arbiter.providers import Provider, RunSpec
+    from batch_arbiter.records import PromptRequest
+    from batch_arbiter.report import RunContext
+    from batch_arbiter.runner import Runner
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-5-5", "gemini": "gemini-3.8-flash"}
 API_KEY_ENV = {"anthropic": ("ANTHROPIC_API_KEY",), "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+SUPPORTED_PROVIDERS = ("anthropic",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rest = args[1:] if args and not args[0].startswith("-") else args
     if command == "run":
         return run_command(rest)
+    if command == "plan":
+        return run_command(rest, mode="plan")
     if command == "emulate":
         from batch_arbiter.emulator.__main__ import main as emulate
 
@@ -34,20 +46,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from batch_arbiter.demo import main as demo
 
         return demo(rest)
-    print(f"unknown command {command!r}; use run, emulate or demo", file=sys.stderr)
+    print(f"unknown command {command!r}; use run, plan, emulate or demo", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="batch-arbiter run",
-        description="Run prompt files as one provider batch. Every flag mirrors an input of action.yml; "
-        "flags win over INPUT_* variables.",
+        prog=f"batch-arbiter {prog}",
+        description="Every flag mirrors an input of action.yml; flags win over INPUT_* variables.",
     )
-    for name, field in Settings.model_fields.items():
+    for name in Settings.model_fields:
         flag = "--" + input_name(name)
         if name == "prompt_files":
-            parser.add_argument(flag, nargs="+", metavar="PATH_OR_GLOB", help=field.description)
+            parser.add_argument(flag, nargs="+", metavar="PATH_OR_GLOB")
         else:
             parser.add_argument(flag, dest=name, metavar=input_name(name).upper().replace("-", "_"))
     return parser
@@ -61,13 +72,15 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise Cancelled(signal.Signals(signum).name)
 
 
-def run_command(argv: Sequence[str]) -> int:
+def run_command(argv: Sequence[str], mode: str | None = None) -> int:
     from batch_arbiter.runner import Runner
 
     runner = Runner.from_env()
-    flags = vars(_parser().parse_args(argv))
+    flags = vars(_parser(mode or "run").parse_args(argv))
     if flags.get("prompt_files"):
         flags["prompt_files"] = "\n".join(flags["prompt_files"])
+    if mode:
+        flags["mode"] = mode
     try:
         settings = load_settings(**flags)
     except BadInput as exc:
@@ -76,112 +89,210 @@ def run_command(argv: Sequence[str]) -> int:
     # Python as PID 1 ignores SIGTERM unless told otherwise; both signals end the run cleanly.
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    return execute(settings, runner)
+    from batch_arbiter.selftest import bundled_emulator
+
+    # Only the process entrypoint reads the switch; in-process callers pass their own base URL.
+    with bundled_emulator(settings, runner) as settings:
+        return execute(settings, runner)
 
 
-def execute(settings: Settings, runner: Any) -> int:
-    """Validate everything, then run. Nothing is sent to a provider before validation passes."""
-    from batch_arbiter import prompts
-    from batch_arbiter.policy import decide
-    from batch_arbiter.pricing import PriceTable, PricingError, provider_of
-    from batch_arbiter.providers import ProviderConfig, make_provider
-    from batch_arbiter.records import Outcome, Status, Via
-    from batch_arbiter.report import RunContext, outputs, summary
-    from batch_arbiter.results import RESULTS_FILE, ResultWriter
-    from batch_arbiter.state import STATE_FILE, RunState
+@dataclass
+class Prepared:
+    """Everything a run needs, validated. Built before any paid call."""
 
-    workspace: Path = runner.workspace.resolve()
+    settings: Settings
+    workspace: Path
+    out_dir: Path
+    requests: list[PromptRequest]
+    provider: Provider
+    spec: RunSpec
+    decision: Decision
+    workload: str
+    requested_model: str
+    requested_effort: str | None
+    prices: PriceTable
+    today: date
+    timeout_minutes: float
+    upgrade: Upgrade | None = None
+    notes: list[str] = field(default_factory=list)
 
-    def bad(message: str) -> int:
-        runner.error(message, title="batch-arbiter: bad input")
+
+def execute(settings: Settings, runner: Runner) -> int:
+    """Validate everything, then run (or plan). Nothing is sent to a provider before validation passes."""
+    try:
+        prepared = prepare(settings, runner)
+    except BadInput as exc:
+        runner.error(str(exc), title="batch-arbiter: bad input")
         return EXIT_BAD_INPUT
+    try:
+        if settings.mode == "plan":
+            return plan(prepared, runner)
+        return run(prepared, runner)
+    finally:
+        prepared.provider.close()
 
-    if settings.provider != "anthropic":
-        return bad(f"input `provider`: {settings.provider} is not supported yet; use `anthropic`")
+
+def prepare(settings: Settings, runner: Runner) -> Prepared:
+    from batch_arbiter import prompts
+    from batch_arbiter.catalog import clamp_effort, highest_effort, offline_caps
+    from batch_arbiter.policy import PolicyError, decide, load_policy, upgrade_model
+    from batch_arbiter.pricing import PriceTable, PricingError, provider_of
+    from batch_arbiter.providers import ProviderConfig, ProviderError, RunSpec, make_provider
+
+    workspace = runner.workspace.resolve()
+    if settings.provider not in SUPPORTED_PROVIDERS:
+        raise BadInput(f"input `provider`: {settings.provider} is not supported yet; use `anthropic`")
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     api_key = api_key or next((os.environ[v] for v in API_KEY_ENV[settings.provider] if os.environ.get(v)), None)
     if not api_key:
         names = " or ".join(API_KEY_ENV[settings.provider])
-        return bad(f"no API key: set the `api-key` input (from a secret) or {names}")
+        raise BadInput(f"no API key: set the `api-key` input (from a secret) or {names}")
     runner.mask(api_key)
 
     try:
         prices = PriceTable.load(_inside(workspace, settings.pricing_file, "pricing-file"))
-    except (PricingError, BadInput) as exc:
-        return bad(str(exc))
-    model = settings.model or DEFAULT_MODELS[settings.provider]
-    if provider_of(model) != settings.provider or not prices.knows(model):
-        known = ", ".join(prices.known_models(settings.provider))
-        return bad(f"input `model`: unknown {settings.provider} model {model!r}; known: {known}")
-
-    try:
-        out_dir = _inside(workspace, settings.output_dir, "output-dir") or workspace / "batch-results"
-        system = None
-        if settings.system_prompt_file:
-            system_path = _inside(workspace, settings.system_prompt_file, "system-prompt-file")
-            assert system_path is not None
-            if not system_path.is_file():
-                raise BadInput(f"system prompt file not found: {settings.system_prompt_file}")
-            system = system_path.read_text(encoding="utf-8")
-        files = prompts.expand(settings.prompt_files, workspace)
-        requests = prompts.load_requests(files, workspace, system)
-    except (BadInput, prompts.PromptError) as exc:
-        return bad(str(exc))
-
+        policy = load_policy(_inside(workspace, settings.policy_file, "policy-file"))
+    except (PricingError, PolicyError) as exc:
+        raise BadInput(str(exc)) from None
     workload = settings.workload or runner.workflow or "default"
-    decision = decide(workload, settings.mode, runner.event_name, settings.upgrade)
+    decision = decide(workload, settings.mode, runner.event_name, settings.upgrade, policy)
+    requested_model = settings.model or decision.model or DEFAULT_MODELS[settings.provider]
+    if provider_of(requested_model) != settings.provider or not prices.knows(requested_model):
+        known = ", ".join(prices.known_models(settings.provider))
+        raise BadInput(f"input `model`: unknown {settings.provider} model {requested_model!r}; known: {known}")
+
+    out_dir = _inside(workspace, settings.output_dir, "output-dir") or workspace / "batch-results"
+    system = None
+    if settings.system_prompt_file:
+        system_path = _inside(workspace, settings.system_prompt_file, "system-prompt-file")
+        if system_path is None or not system_path.is_file():
+            raise BadInput(f"system prompt file not found: {settings.system_prompt_file}")
+        system = system_path.read_text(encoding="utf-8")
+    try:
+        requests = prompts.load_requests(prompts.expand(settings.prompt_files, workspace), workspace, system)
+    except prompts.PromptError as exc:
+        raise BadInput(str(exc)) from None
+
     today = datetime.now(UTC).date()
+    model, upgrade, notes = requested_model, None, []
+    if decision.mode == "batch" and decision.upgrade and not settings.batch_id:
+        upgrade = upgrade_model(settings.provider, requested_model, prices, today)
+        model = upgrade.model
 
-    if settings.budget_usd is not None:
-        estimate = _worst_case_cost(requests, model, settings.max_tokens, prices, today, decision.mode == "batch")
-        if estimate > settings.budget_usd:
-            return bad(
-                f"estimated cost ${estimate:.4f} (all max-tokens used) is over budget-usd ${settings.budget_usd:.4f}; "
-                "nothing was submitted"
+    provider = make_provider(settings.provider, ProviderConfig(api_key=api_key, base_url=settings.base_url))
+    try:
+        caps = provider.model_caps(model)
+    except ProviderError as exc:
+        provider.close()
+        raise BadInput(f"input `model`: {exc}") from None
+    caps = caps or offline_caps(model)
+    efforts = caps.efforts if caps else ()
+    requested_effort = settings.effort or decision.effort
+    if upgrade is not None:
+        effort = highest_effort(efforts)
+    elif requested_effort:
+        effort = clamp_effort(requested_effort, efforts)
+        if effort != requested_effort:
+            notes.append(
+                f"{model} does not take effort {requested_effort}; "
+                + (f"using {effort}, the nearest level it supports" if effort else "sent without an effort")
             )
+    else:
+        effort = None
+    timeout = settings.timeout_minutes
+    if decision.max_wait_minutes is not None and decision.max_wait_minutes < timeout:
+        timeout = decision.max_wait_minutes
+        notes.append(f"the policy caps the batch wait at {timeout:g} minutes")
+    for note in notes:
+        runner.warning(note)
+    return Prepared(
+        settings=settings,
+        workspace=workspace,
+        out_dir=out_dir,
+        requests=requests,
+        provider=provider,
+        spec=RunSpec(model=model, effort=effort, max_tokens=settings.max_tokens),
+        decision=decision,
+        workload=workload,
+        requested_model=requested_model,
+        requested_effort=requested_effort,
+        prices=prices,
+        today=today,
+        timeout_minutes=timeout,
+        upgrade=upgrade,
+        notes=notes,
+    )
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state_path = out_dir / STATE_FILE
+
+def plan(p: Prepared, runner: Runner) -> int:
+    from batch_arbiter.budget import estimate
+    from batch_arbiter.report import plan_summary
+
+    est = estimate(p.requests, p.provider, p.spec, p.prices, p.today)
+    runner.set_outputs(
+        {
+            "mode": p.decision.mode,
+            "status": "planned",
+            "model": p.spec.model,
+            "cost-usd": f"{est.for_mode(p.decision.mode):.6f}",
+            "sync-cost-usd": f"{est.sync_usd:.6f}",
+            "savings-usd": f"{est.sync_usd - est.for_mode(p.decision.mode):.6f}",
+        }
+    )
+    runner.write_summary(plan_summary(_context(p), est))
+    return EXIT_OK
+
+
+def run(p: Prepared, runner: Runner) -> int:
+    from batch_arbiter.budget import estimate
+    from batch_arbiter.engine import Engine
+    from batch_arbiter.records import Outcome, Status, Via
+    from batch_arbiter.report import outputs, summary
+    from batch_arbiter.results import ResultWriter
+    from batch_arbiter.state import STATE_FILE, RunState
+
+    settings = p.settings
+    if settings.budget_usd is not None:
+        est = estimate(p.requests, p.provider, p.spec, p.prices, p.today)
+        cost = est.for_mode(p.decision.mode)
+        if cost > settings.budget_usd:
+            runner.error(
+                f"estimated cost ${cost:.4f} ({p.decision.mode}, input {est.method}, every request using its "
+                f"max_tokens) is over budget-usd ${settings.budget_usd:.4f}; nothing was submitted",
+                title="batch-arbiter: over budget",
+            )
+            return EXIT_BAD_INPUT
+
+    p.out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = p.out_dir / STATE_FILE
     batch_id = settings.batch_id
     previous = RunState.read(state_path)
     if batch_id is None and previous is not None and previous.collectable and previous.provider == settings.provider:
         # A re-run of the same step: collect what was already paid for instead of submitting again.
         batch_id = previous.batch_id
         runner.notice(f"found {STATE_FILE} for batch {batch_id}; collecting it instead of submitting again")
-    deadline_wall = datetime.now(UTC) + timedelta(minutes=settings.timeout_minutes)
-    state = RunState(state_path, settings.provider, model, workload, deadline_wall.isoformat(timespec="seconds"))
-
-    provider = make_provider(
-        settings.provider,
-        ProviderConfig(
-            model=model,
-            api_key=api_key,
-            base_url=settings.base_url,
-            effort=settings.effort,
-            max_tokens=settings.max_tokens,
-        ),
-    )
-    writer = ResultWriter(out_dir, prices, model, today)
-    from batch_arbiter.engine import Engine
-
+    deadline_wall = datetime.now(UTC) + timedelta(minutes=p.timeout_minutes)
+    state = RunState(state_path, settings.provider, p.spec.model, p.workload, deadline_wall.isoformat("T", "seconds"))
+    writer = ResultWriter(p.out_dir, p.prices, p.spec.model, p.today)
     engine = Engine(
-        provider,
+        p.provider,
+        p.spec,
         writer,
         state,
-        deadline=time.monotonic() + settings.timeout_minutes * 60,
+        deadline=time.monotonic() + p.timeout_minutes * 60,
         poll_interval=settings.poll_interval,
         on_timeout=settings.on_timeout,
         concurrency=settings.max_concurrency,
         log=runner.log,
         warn=runner.warning,
     )
-    ctx = RunContext(workload, settings.provider, model, settings.effort, decision, out_dir, out_dir / RESULTS_FILE)
-    runner.log(f"{workload}: {len(requests)} requests, {decision.mode} on {model} ({decision.reason})")
+    ctx = _context(p)
+    runner.log(f"{p.workload}: {len(p.requests)} requests, {p.decision.mode} on {p.spec.model} ({p.decision.reason})")
     try:
-        if decision.mode == "sync" and batch_id is None:
-            result = engine.run_sync(requests)
+        if p.decision.mode == "sync" and batch_id is None:
+            result = engine.run_sync(p.requests)
         else:
-            result = engine.run_batch(requests, batch_id)
+            result = engine.run_batch(p.requests, batch_id)
     except Cancelled as exc:
         # Every request still gets a line: pending in the batch, or canceled if it never left here.
         status, via, note = (
@@ -189,17 +300,17 @@ def execute(settings: Settings, runner: Any) -> int:
             if state.batch_id
             else (Status.CANCELED, Via.SYNC, "the run was cancelled before this request ran")
         )
-        for request in requests:
+        for request in p.requests:
             if request.custom_id not in writer.written:
                 writer.write(Outcome(request.custom_id, status, error=note), request.source, via)
         writer.close()
         where = (
             f" Batch {state.batch_id} stays with the provider; collect it with `batch-id: {state.batch_id}`"
-            f" or by re-running with {state_path.relative_to(workspace)} present."
+            f" or by re-running with {state_path.relative_to(p.workspace)} present."
             if state.batch_id
             else ""
         )
-        runner.warning(f"cancelled by {exc}; results so far are in {writer.path.relative_to(workspace)}.{where}")
+        runner.warning(f"cancelled by {exc}; results so far are in {writer.path.relative_to(p.workspace)}.{where}")
         runner.set_outputs(
             {
                 "status": "pending" if state.batch_id else "failed",
@@ -208,8 +319,6 @@ def execute(settings: Settings, runner: Any) -> int:
             }
         )
         return EXIT_INCOMPLETE
-    finally:
-        provider.close()
     writer.close()
     runner.set_outputs(outputs(ctx, result))
     runner.write_summary(summary(ctx, result))
@@ -217,10 +326,29 @@ def execute(settings: Settings, runner: Any) -> int:
         return EXIT_OK
     runner.error(
         f"{result.totals.failed} of {result.totals.requests} requests ended without a result; "
-        f"see {writer.path.relative_to(workspace)}",
+        f"see {writer.path.relative_to(p.workspace)}",
         title="batch-arbiter: incomplete",
     )
     return EXIT_INCOMPLETE
+
+
+def _context(p: Prepared) -> RunContext:
+    from batch_arbiter.report import RunContext
+    from batch_arbiter.results import RESULTS_FILE
+
+    return RunContext(
+        workload=p.workload,
+        provider=p.settings.provider,
+        model=p.spec.model,
+        effort=p.spec.effort,
+        decision=p.decision,
+        results_dir=p.out_dir,
+        results_file=p.out_dir / RESULTS_FILE,
+        requested_model=p.requested_model,
+        requested_effort=p.requested_effort,
+        upgrade=p.upgrade,
+        notes=tuple(p.notes),
+    )
 
 
 def _inside(workspace: Path, value: str | None, name: str) -> Path | None:
@@ -231,16 +359,3 @@ def _inside(workspace: Path, value: str | None, name: str) -> Path | None:
     if not path.is_relative_to(workspace):
         raise BadInput(f"input `{name}`: {value!r} is outside the workspace", input=name)
     return path
-
-
-def _worst_case_cost(
-    requests: Sequence[Any], model: str, max_tokens: int, prices: Any, today: Any, batch: bool
-) -> float:
-    from batch_arbiter.records import Usage
-
-    total = 0.0
-    for r in requests:
-        chars = sum(len(str(m["content"])) for m in r.messages) + len(r.system or "")
-        usage = Usage(input_tokens=chars // 4 + 1, output_tokens=r.max_tokens or max_tokens)
-        total += prices.cost(model, usage, today, batch=batch)
-    return float(total)

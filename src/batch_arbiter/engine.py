@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from batch_arbiter.providers.base import BatchState, Provider, ProviderError
+from batch_arbiter.providers.base import BatchState, Provider, ProviderError, RunSpec
 from batch_arbiter.records import Outcome, PromptRequest, Status, Via
 from batch_arbiter.results import ResultWriter, Totals
 from batch_arbiter.state import RunState
@@ -43,6 +43,7 @@ class Engine:
     def __init__(
         self,
         provider: Provider,
+        spec: RunSpec,
         writer: ResultWriter,
         state: RunState,
         *,
@@ -56,6 +57,7 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.provider = provider
+        self.spec = spec
         self.writer = writer
         self.state = state
         self.deadline = deadline
@@ -77,7 +79,7 @@ class Engine:
     def run_batch(self, requests: Sequence[PromptRequest], batch_id: str | None = None) -> RunResult:
         if batch_id is None:
             try:
-                batch_id = self.provider.submit(requests)
+                batch_id = self.provider.submit(requests, self.spec)
             except ProviderError as exc:
                 self._event(f"{exc}; running all {len(requests)} requests synchronously")
                 self._fallback(requests)
@@ -201,7 +203,7 @@ class Engine:
 
     def _sync_one(self, request: PromptRequest) -> Outcome:
         try:
-            return self.provider.run_sync(request)
+            return self.provider.run_sync(request, self.spec)
         except Exception as exc:  # one bad request must not lose the others' results
             return Outcome(request.custom_id, Status.ERRORED, error=f"{type(exc).__name__}: {exc}")
 

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from batch_arbiter.budget import Estimate
 from batch_arbiter.engine import RunResult
-from batch_arbiter.policy import Decision
+from batch_arbiter.policy import Decision, Upgrade
 from batch_arbiter.records import Status
 
 MAX_FAILURE_ROWS = 50
@@ -24,6 +25,10 @@ class RunContext:
     decision: Decision
     results_dir: Path
     results_file: Path
+    requested_model: str | None = None
+    requested_effort: str | None = None
+    upgrade: Upgrade | None = None
+    notes: tuple[str, ...] = ()
 
 
 def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
@@ -85,7 +90,7 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         f"| Same tokens synchronously | ${t.sync_cost_usd:,.4f} |",
         f"| Savings | **${t.savings_usd:,.4f} ({t.savings_percent:.1f}%)** |",
         "",
-        f"Routing: **{ctx.decision.mode}** by {escape(ctx.decision.rule)}: {escape(ctx.decision.reason)}.",
+        *_routing(ctx),
     ]
     if t.unpriced_models:
         names = ", ".join(code(m) for m in sorted(t.unpriced_models))
@@ -101,6 +106,55 @@ def summary(ctx: RunContext, run: RunResult) -> str:
             lines.append(f"\n{len(failures) - MAX_FAILURE_ROWS} more in `results.jsonl`.")
     if run.status == "pending" and run.batch_id:
         lines += ["", f"Collect it later with {code('batch-id: ' + run.batch_id)}."]
+    return "\n".join(lines) + "\n"
+
+
+def _routing(ctx: RunContext) -> list[str]:
+    lines = [f"Routing: **{ctx.decision.mode}** by {escape(ctx.decision.rule)}: {escape(ctx.decision.reason)}."]
+    up = ctx.upgrade
+    if up is not None and up.model != ctx.requested_model:
+        asked = f"{code(ctx.requested_model or '')}" + (
+            f" at effort {ctx.requested_effort}" if ctx.requested_effort else ""
+        )
+        ran = f"{code(ctx.model)}" + (f" at effort {ctx.effort}" if ctx.effort else "")
+        lines += [
+            "",
+            f"Upgrade: asked for {asked}, ran {ran}. The per-token price did not rise:",
+            "",
+            "| per million tokens | input | output |",
+            "|---|---|---|",
+            f"| {code(ctx.requested_model or '')} synchronously | ${up.sync_rate[0]:g} | ${up.sync_rate[1]:g} |",
+            f"| {code(ctx.model)} in a batch | ${up.batch_rate[0]:g} | ${up.batch_rate[1]:g} |",
+        ]
+    elif up is not None:
+        lines += ["", f"Upgrade: {code(ctx.model)} is already the most capable model at or below its sync price."]
+    if ctx.notes:
+        lines += ["", *[f"- {escape(n)}" for n in ctx.notes]]
+    return lines
+
+
+def plan_summary(ctx: RunContext, est: Estimate) -> str:
+    """What a run would do, without running it."""
+    effort = f" at effort {ctx.effort}" if ctx.effort else ""
+    mode_cost = est.for_mode(ctx.decision.mode)
+    lines = [
+        f"## batch-arbiter plan: {escape(ctx.workload)}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Mode | **{ctx.decision.mode}** |",
+        f"| Provider | {ctx.provider} |",
+        f"| Model | {code(ctx.model)}{effort} |",
+        f"| Input tokens | {est.input_tokens:,} ({escape(est.method)}) |",
+        f"| Output tokens | up to {est.max_output_tokens:,} (every request using its max_tokens) |",
+        f"| Estimated cost as a batch | ${est.batch_usd:,.4f} |",
+        f"| Estimated cost synchronously | ${est.sync_usd:,.4f} |",
+        f"| This run ({ctx.decision.mode}) | **${mode_cost:,.4f}** |",
+        "",
+        *_routing(ctx),
+        "",
+        "Nothing was submitted: plan calls only the provider's free model and token-counting endpoints.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Provider = Literal["anthropic", "gemini"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
-Mode = Literal["auto", "batch", "sync"]
+Mode = Literal["auto", "batch", "sync", "plan"]
 OnTimeout = Literal["fallback", "leave"]
 
 EFFORTS: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batch_arbiter.providers.base import BatchState, BatchStatus, Provider, ProviderConfig, ProviderError
+from batch_arbiter.providers.base import BatchState, BatchStatus, Provider, ProviderConfig, ProviderError, RunSpec
 
 
 def make_provider(name: str, config: ProviderConfig) -> Provider:
@@ -13,4 +13,4 @@ def make_provider(name: str, config: ProviderConfig) -> Provider:
     raise ProviderError(f"provider {name!r} is not supported yet; use `anthropic`")
 
 
-__all__ = ["BatchState", "BatchStatus", "Provider", "ProviderConfig", "ProviderError", "make_provider"]
+__all__ = ["BatchState", "BatchStatus", "Provider", "ProviderConfig", "ProviderError", "RunSpec", "make_provider"]

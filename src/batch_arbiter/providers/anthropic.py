@@ -11,11 +11,10 @@ import anthropic
 import httpx2
 from anthropic.types.messages import MessageBatch
 
-from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, ProviderError
+from batch_arbiter.catalog import EFFORTS, ModelCaps
+from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, ProviderError, RunSpec
 from batch_arbiter.records import Outcome, PromptRequest, Status, Usage
 
-# Models that take no `output_config.effort` (the API answers 400).
-_NO_EFFORT = ("claude-haiku-4-5", "claude-sonnet-4-5")
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
 RETRY_AFTER_CAP_SECONDS = 30.0
 
@@ -67,25 +66,50 @@ class AnthropicProvider:
 
     # -- parameters ------------------------------------------------------------------------------
 
-    def params(self, request: PromptRequest, *, batch: bool) -> dict[str, Any]:
-        cfg = self._config
+    def params(self, request: PromptRequest, spec: RunSpec, *, batch: bool) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "model": cfg.model,
-            "max_tokens": request.max_tokens or cfg.max_tokens,
+            "model": spec.model,
+            "max_tokens": request.max_tokens or spec.max_tokens,
             "messages": list(request.messages),
         }
         if request.system:
             # Batches can take longer than the 5-minute cache TTL; the 1-hour TTL keeps hits likely.
             cache: dict[str, str] = {"type": "ephemeral", "ttl": "1h"} if batch else {"type": "ephemeral"}
             params["system"] = [{"type": "text", "text": request.system, "cache_control": cache}]
-        if cfg.effort and not cfg.model.startswith(_NO_EFFORT):
-            params["output_config"] = {"effort": cfg.effort}
+        if spec.effort:
+            params["output_config"] = {"effort": spec.effort}
         return params
+
+    # -- discovery (free endpoints) --------------------------------------------------------------
+
+    def model_caps(self, model: str) -> ModelCaps | None:
+        try:
+            info = self._client.models.retrieve(model)
+        except anthropic.NotFoundError:
+            raise ProviderError(f"the API does not know model {model!r}") from None
+        except anthropic.APIError:
+            return None
+        caps = info.capabilities
+        if caps is None:
+            return None
+        effort = caps.effort
+        efforts = tuple(level for level in EFFORTS if getattr(getattr(effort, level, None), "supported", False))
+        return ModelCaps(efforts=efforts, batch=bool(caps.batch.supported))
+
+    def count_tokens(self, request: PromptRequest, spec: RunSpec) -> int | None:
+        params = self.params(request, spec, batch=False)
+        try:
+            counted = self._client.messages.count_tokens(
+                model=params["model"], messages=params["messages"], system=params.get("system", anthropic.omit)
+            )
+        except anthropic.APIError:
+            return None
+        return counted.input_tokens
 
     # -- batch -----------------------------------------------------------------------------------
 
-    def submit(self, requests: Sequence[PromptRequest]) -> str:
-        body = [{"custom_id": r.custom_id, "params": self.params(r, batch=True)} for r in requests]
+    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
+        body = [{"custom_id": r.custom_id, "params": self.params(r, spec, batch=True)} for r in requests]
         try:
             batch = self._client.messages.batches.create(requests=body)  # type: ignore[arg-type]
         except anthropic.APIError as exc:
@@ -114,14 +138,14 @@ class AnthropicProvider:
 
     # -- sync ------------------------------------------------------------------------------------
 
-    def run_sync(self, request: PromptRequest) -> Outcome:
+    def run_sync(self, request: PromptRequest, spec: RunSpec) -> Outcome:
         try:
             # An explicit timeout also lifts the SDK's client-side refusal of large max_tokens.
             message = self._client.messages.create(
-                **self.params(request, batch=False), timeout=self._config.sync_timeout
+                **self.params(request, spec, batch=False), timeout=self._config.sync_timeout
             )
         except anthropic.APIError as exc:
-            return Outcome(request.custom_id, Status.ERRORED, model=self._config.model, error=describe(exc))
+            return Outcome(request.custom_id, Status.ERRORED, model=spec.model, error=describe(exc))
         return Outcome(request.custom_id, Status.SUCCEEDED, message.model, _text(message), _usage(message.usage))
 
 

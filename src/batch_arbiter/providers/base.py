@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from batch_arbiter.catalog import ModelCaps
 from batch_arbiter.records import Outcome, PromptRequest
 
 
@@ -31,12 +32,18 @@ class BatchStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderConfig:
+class RunSpec:
+    """What every request of a run is sent with, unless the request says otherwise."""
+
     model: str
-    api_key: str | None = None
-    base_url: str | None = None
     effort: str | None = None
     max_tokens: int = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    api_key: str | None = None
+    base_url: str | None = None
     # Seconds for one HTTP call; batch calls are cheap, sync calls may generate for minutes.
     request_timeout: float = 60.0
     sync_timeout: float = 600.0
@@ -46,7 +53,15 @@ class ProviderConfig:
 class Provider(Protocol):
     name: str
 
-    def submit(self, requests: Sequence[PromptRequest]) -> str:
+    def model_caps(self, model: str) -> ModelCaps | None:
+        """What the provider says the model supports; None when it cannot say (no endpoint, offline)."""
+        ...
+
+    def count_tokens(self, request: PromptRequest, spec: RunSpec) -> int | None:
+        """Input tokens of one request by the provider's free counting endpoint, if it has one."""
+        ...
+
+    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
         """Create one batch; returns its id."""
         ...
 
@@ -58,7 +73,7 @@ class Provider(Protocol):
         """Stream the ended batch's per-request outcomes (any order)."""
         ...
 
-    def run_sync(self, request: PromptRequest) -> Outcome:
+    def run_sync(self, request: PromptRequest, spec: RunSpec) -> Outcome:
         """One synchronous call; errors become an errored Outcome, never an exception."""
         ...
 

@@ -1,0 +1,64 @@
+"""Cost estimates before anything is submitted: for `budget-usd` and `batch-arbiter plan`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+
+from batch_arbiter.pricing import PriceTable
+from batch_arbiter.providers.base import Provider, RunSpec
+from batch_arbiter.records import PromptRequest, Usage
+
+# Counting every request of a 100k batch would take longer than the batch is worth; a sample
+# calibrates the characters-per-token ratio for the rest.
+COUNT_SAMPLE = 50
+# The documented fallback when no counting endpoint answers: about four characters per token.
+CHARS_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    input_tokens: int
+    max_output_tokens: int
+    batch_usd: float
+    sync_usd: float
+    method: str
+
+    def for_mode(self, mode: str) -> float:
+        return self.batch_usd if mode == "batch" else self.sync_usd
+
+
+def _chars(request: PromptRequest) -> int:
+    return sum(len(str(m["content"])) for m in request.messages) + len(request.system or "")
+
+
+def estimate(
+    requests: Sequence[PromptRequest], provider: Provider | None, spec: RunSpec, prices: PriceTable, on: date
+) -> Estimate:
+    """Input tokens counted (or estimated), output at its ceiling: every request uses max_tokens."""
+    sample = list(requests[:COUNT_SAMPLE])
+    counted: list[int | None] = []
+    if provider is not None and sample:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            counted = list(pool.map(lambda r: provider.count_tokens(r, spec), sample))
+    if counted and all(c is not None for c in counted):
+        sample_tokens = sum(c for c in counted if c is not None)
+        sample_chars = sum(_chars(r) for r in sample) or 1
+        ratio = sample_chars / max(sample_tokens, 1)
+        rest = sum(_chars(r) for r in requests[COUNT_SAMPLE:])
+        input_tokens = sample_tokens + round(rest / ratio)
+        method = "counted" if len(requests) <= COUNT_SAMPLE else f"counted for {len(sample)}, scaled for the rest"
+    else:
+        input_tokens = sum(round(_chars(r) / CHARS_PER_TOKEN) + 1 for r in requests)
+        method = f"estimated at {CHARS_PER_TOKEN:g} characters per token"
+    output = sum(r.max_tokens or spec.max_tokens for r in requests)
+    usage = Usage(input_tokens=input_tokens, output_tokens=output)
+    return Estimate(
+        input_tokens=input_tokens,
+        max_output_tokens=output,
+        batch_usd=prices.cost(spec.model, usage, on, batch=True),
+        sync_usd=prices.cost(spec.model, usage, on, batch=False),
+        method=method,
+    )

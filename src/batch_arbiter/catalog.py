@@ -1,0 +1,108 @@
+"""What the product knows about models offline: capability order and effort levels.
+
+The providers' capability endpoints (Anthropic `models.retrieve`) win over this table when they answer;
+the table keeps `plan`, tests and air-gapped runs working and orders models for the upgrade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EFFORTS: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")
+_ALL = EFFORTS
+_NO_XHIGH = ("low", "medium", "high", "max")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCaps:
+    efforts: tuple[str, ...]
+    batch: bool = True
+
+
+# Most capable first. Invitation-only lines (Mythos) are priced but never chosen by the upgrade.
+RANKING: dict[str, tuple[str, ...]] = {
+    "anthropic": (
+        "claude-fable-5-2",
+        "claude-fable-5-1",
+        "claude-opus-5-5",
+        "claude-fable-5",
+        "claude-opus-5",
+        "claude-sonnet-5-5",
+        "claude-opus-4-8",
+        "claude-opus-4-7",
+        "claude-sonnet-5",
+        "claude-opus-4-6",
+        "claude-sonnet-4-6",
+        "claude-opus-4-5",
+        "claude-haiku-5-5",
+        "claude-sonnet-4-5",
+        "claude-haiku-4-5",
+    ),
+    "gemini": (
+        "gemini-4-carbon",
+        "gemini-4-argon",
+        "gemini-4-hydrogen",
+        "gemini-3.1-pro",
+        "gemini-3.8-flash",
+        "gemini-2.5-pro",
+        "gemini-3.5-flash",
+        "gemini-2.5-flash",
+        "gemini-3.5-flash-lite",
+        "gemini-2.5-flash-lite",
+    ),
+}
+
+_EFFORTS_BY_MODEL: dict[str, tuple[str, ...]] = {
+    "claude-fable-5-2": _ALL,
+    "claude-fable-5-1": _ALL,
+    "claude-fable-5": _ALL,
+    "claude-mythos-5-2": _ALL,
+    "claude-mythos-5-1": _ALL,
+    "claude-mythos-5": _ALL,
+    "claude-opus-5-5": _ALL,
+    "claude-opus-5": _ALL,
+    "claude-sonnet-5-5": _ALL,
+    "claude-sonnet-5": _ALL,
+    "claude-opus-4-8": _ALL,
+    "claude-opus-4-7": _ALL,
+    "claude-opus-4-6": _NO_XHIGH,
+    "claude-sonnet-4-6": _NO_XHIGH,
+    "claude-haiku-5-5": _NO_XHIGH,
+    "claude-opus-4-5": ("low", "medium", "high"),
+    "claude-sonnet-4-5": (),
+    "claude-haiku-4-5": (),
+    # Gemini: thinking levels on 3.x/4, thinking budgets on 2.5 (every level maps to a budget).
+    "gemini-4-carbon": ("low", "medium", "high"),
+    "gemini-4-argon": ("low", "medium", "high"),
+    "gemini-4-hydrogen": ("low", "medium", "high", "xhigh"),
+    "gemini-3.8-flash": ("low", "medium", "high"),
+    "gemini-3.5-flash": ("low", "medium", "high"),
+    "gemini-3.5-flash-lite": ("low", "medium", "high"),
+    "gemini-3.1-pro": ("low", "high"),
+    "gemini-2.5-pro": _ALL,
+    "gemini-2.5-flash": _ALL,
+    "gemini-2.5-flash-lite": _ALL,
+}
+
+
+def base_model(model: str) -> str | None:
+    """The catalog entry a model id belongs to (dated ids and suffixes included), longest match first."""
+    matches = [m for m in _EFFORTS_BY_MODEL if model == m or model.startswith(m + "-")]
+    return max(matches, key=len) if matches else None
+
+
+def offline_caps(model: str) -> ModelCaps | None:
+    base = base_model(model)
+    return ModelCaps(_EFFORTS_BY_MODEL[base]) if base else None
+
+
+def clamp_effort(requested: str, supported: tuple[str, ...]) -> str | None:
+    """The requested level if supported, else the nearest supported one (the lower on a tie)."""
+    if requested in supported or not supported:
+        return requested if requested in supported else None
+    want = EFFORTS.index(requested)
+    return min(supported, key=lambda level: (abs(EFFORTS.index(level) - want), EFFORTS.index(level)))
+
+
+def highest_effort(supported: tuple[str, ...]) -> str | None:
+    return max(supported, key=EFFORTS.index) if supported else None

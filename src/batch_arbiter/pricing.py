@@ -56,6 +56,8 @@ def provider_of(model: str) -> str | None:
 class PriceTable:
     def __init__(self, rows: Iterable[_Row]) -> None:
         self._rows = list(rows)
+        # A run prices every result against the same one or two models: look each up once.
+        self._rates: dict[tuple[str, date], Rate] = {}
 
     @classmethod
     def load(cls, extra: Path | None = None) -> PriceTable:
@@ -71,6 +73,12 @@ class PriceTable:
         return cls(rows)
 
     def rate(self, model: str, on: date) -> Rate:
+        key = (model, on)
+        if key not in self._rates:
+            self._rates[key] = self._lookup(model, on)
+        return self._rates[key]
+
+    def _lookup(self, model: str, on: date) -> Rate:
         candidates = [r for r in self._rows if r.effective_from <= on and fnmatch.fnmatchcase(model, r.glob)]
         if not candidates:
             known = ", ".join(self.known_models())

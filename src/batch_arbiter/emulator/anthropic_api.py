@@ -320,6 +320,9 @@ class AnthropicApi:
         for item in batch.items:
             if item.planned == "hang" or canceled_early:
                 item.final = "canceled"
+            elif item.planned == "missing":
+                # Counted as succeeded, but its line never appears in the results file.
+                item.final = "succeeded"
             else:
                 item.final = item.planned
         # Cache writes and reads are decided once, in request order, so every download agrees.
@@ -404,7 +407,7 @@ class AnthropicApi:
             batch = self._get_batch(path["batch_id"])
             if batch.processing_status != "ended":
                 raise HttpError(400, f"message batch {batch.id} has not finished processing", "invalid_request_error")
-            items = list(batch.items)
+            items = [item for item in batch.items if item.planned != "missing" or item.final != "succeeded"]
         # A fixed shuffle per batch: callers must match on custom_id, and every download is identical.
         order = list(range(len(items)))
         random.Random(batch.id).shuffle(order)

@@ -10,7 +10,13 @@ from typing import Any
 ROUTES = frozenset({"create", "retrieve", "list", "cancel", "delete", "results", "messages", "models", "count_tokens"})
 
 # "hang" is not a result type on the wire: it keeps an item processing until the batch is canceled.
-OUTCOMES = frozenset({"succeeded", "errored", "expired", "canceled", "hang"})
+OUTCOMES = frozenset({"succeeded", "errored", "expired", "canceled", "hang", "missing"})
+# "missing" is not a result type either: the item's line is left out of the results file.
+
+# How a Fault fails a call: answer with an HTTP error status; close the connection before handling
+# ("drop"); handle the call and then close without answering, so its effect happens but the client never
+# learns of it ("lose-response"); or stream only `after_lines` lines of the body and then close ("cut").
+FAULT_KINDS = frozenset({"status", "drop", "lose-response", "cut"})
 
 
 @dataclass
@@ -18,14 +24,18 @@ class Fault:
     """Answer the next `times` calls of `route` with `status` instead of handling them."""
 
     route: str
-    status: int
+    status: int = 0
     times: int = 1
     retry_after: float | None = None
+    kind: str = "status"
+    after_lines: int = 0
 
     def __post_init__(self) -> None:
         if self.route not in ROUTES:
             raise ValueError(f"unknown fault route {self.route!r}; expected one of {sorted(ROUTES)}")
-        if not 400 <= self.status <= 599:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if self.kind == "status" and not 400 <= self.status <= 599:
             raise ValueError(f"fault status must be an HTTP error status, got {self.status}")
         if self.times < -1:
             raise ValueError("fault times must be -1 (always) or a count >= 0")

@@ -94,6 +94,9 @@ class Response:
     chunks: Iterable[bytes] | None = None
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # Fault injection: close the connection without answering, or after this many body lines.
+    drop: bool = False
+    cut_after_lines: int | None = None
 
 
 # Path parameters arrive as the route regex's named groups, already percent-decoded.

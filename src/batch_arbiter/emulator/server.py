@@ -113,10 +113,19 @@ class Emulator:
             # Credentials first, faults second: a faulted route still refuses a caller who has no key.
             route.api.authorize(request)
             fault = self._take_fault(route.name)
-            if fault is not None:
-                headers = [] if fault.retry_after is None else [("retry-after", _seconds(fault.retry_after))]
-                raise HttpError(fault.status, "", None, headers)
-            return route.name, route.handler(request, found.params)
+            if fault is None:
+                return route.name, route.handler(request, found.params)
+            if fault.kind == "drop":
+                return route.name, Response(0, drop=True)
+            if fault.kind == "lose-response":
+                route.handler(request, found.params)
+                return route.name, Response(0, drop=True)
+            if fault.kind == "cut":
+                response = route.handler(request, found.params)
+                response.cut_after_lines = fault.after_lines
+                return route.name, response
+            headers = [] if fault.retry_after is None else [("retry-after", _seconds(fault.retry_after))]
+            raise HttpError(fault.status, "", None, headers)
         except HttpError as error:
             return route.name, route.api.error_response(request, error)
         except Exception:
@@ -271,7 +280,15 @@ class _Handler(BaseHTTPRequestHandler):
         emulator.record(route, request, response.status)
         self._send(response)
 
+    def _hang_up(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _send(self, response: Response) -> None:
+        if response.drop:
+            self._hang_up()
+            return
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
@@ -287,7 +304,18 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            lines_left = response.cut_after_lines
             for chunk in response.chunks:
+                if lines_left is not None and chunk.count(b"\n") >= lines_left:
+                    # Send whole lines up to the cut, then hang up mid-body as a broken download would.
+                    chunk = b"".join(chunk.splitlines(keepends=True)[:lines_left])
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                    self._hang_up()
+                    return
+                if lines_left is not None:
+                    lines_left -= chunk.count(b"\n")
                 if chunk:
                     self.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")

@@ -98,7 +98,9 @@ def test_action_yml_defaults_agree_with_settings(monkeypatch: pytest.MonkeyPatch
 
 
 def test_action_yml_outputs_and_runs() -> None:
-    assert ACTION["runs"] == {"using": "docker", "image": "Dockerfile"}
+    runs = ACTION["runs"]
+    assert (runs["using"], runs["image"]) == ("docker", "Dockerfile")
+    assert runs["post-entrypoint"] == "/usr/local/bin/batch-arbiter-post"
     assert set(ACTION["outputs"]) == {
         "mode",
         "status",

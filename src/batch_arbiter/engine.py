@@ -84,6 +84,8 @@ class Engine:
                 self._event(f"{exc}; running all {len(requests)} requests synchronously")
                 self._fallback(requests)
                 return self._finish("batch+fallback", None)
+            finally:
+                self._take_provider_events()
             self.state.submitted(batch_id, [r.custom_id for r in requests])
             self.log(f"Submitted batch {batch_id} with {len(requests)} requests")
         else:
@@ -220,6 +222,11 @@ class Engine:
         if mode != "pending":
             self.state.done(status)
         return RunResult(mode, status, batch_id, totals, self.events)
+
+    def _take_provider_events(self) -> None:
+        for message in self.provider.events:
+            self._event(message)
+        self.provider.events.clear()
 
     def _event(self, message: str) -> None:
         self.events.append(message)

@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from batch_arbiter.records import PromptRequest
 
 CUSTOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# One request may carry at most this much text: far above any context window, well below the API's
+# 32 MB request cap, so a runaway file fails here instead of as a rejected batch.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+# A JSONL file holds a whole batch: Anthropic takes at most 256 MB per batch.
+MAX_JSONL_BYTES = 256 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -96,6 +101,10 @@ def _read_all(files: Iterable[Path], root: Path, system: str | None) -> Iterator
     derived: set[str] = set()
     for path in files:
         rel = path.relative_to(root).as_posix()
+        limit = MAX_JSONL_BYTES if path.suffix == ".jsonl" else MAX_REQUEST_BYTES
+        size = path.stat().st_size
+        if size > limit:
+            raise PromptError(f"prompt file {rel} is {size:,} bytes; the limit is {limit:,}")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -104,6 +113,8 @@ def _read_all(files: Iterable[Path], root: Path, system: str | None) -> Iterator
             yield _from_object(_parse_json(text, rel), rel, system, derived)
         elif path.suffix == ".jsonl":
             for lineno, line in enumerate(text.splitlines(), 1):
+                if len(line) > MAX_REQUEST_BYTES:
+                    raise PromptError(f"{rel}:{lineno}: the request is over {MAX_REQUEST_BYTES:,} bytes")
                 if line.strip():
                     yield _from_object(_parse_json(line, f"{rel}:{lineno}"), f"{rel}:{lineno}", system, derived)
         else:

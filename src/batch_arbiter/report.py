@@ -96,12 +96,13 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         names = ", ".join(code(m) for m in sorted(t.unpriced_models))
         lines += ["", f"No price known for {names}: its cost is left out of the totals."]
     if run.events:
-        lines += ["", "### What happened", ""] + [f"- {escape(e)}" for e in run.events]
+        # Events quote API errors: code spans keep them from rendering links, images or HTML.
+        lines += ["", "### What happened", ""] + [f"- {code(e)}" for e in run.events]
     failures = _failures(ctx.results_file)
     if failures:
         lines += ["", "### Requests without a result", "", "| custom_id | status | error |", "|---|---|---|"]
         for cid, status, error in failures[:MAX_FAILURE_ROWS]:
-            lines.append(f"| {code(cid)} | {status} | {escape(error[:300])} |")
+            lines.append(f"| {code(cid)} | {status} | {code(error[:300]) if error else ''} |")
         if len(failures) > MAX_FAILURE_ROWS:
             lines.append(f"\n{len(failures) - MAX_FAILURE_ROWS} more in `results.jsonl`.")
     if run.status == "pending" and run.batch_id:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -13,6 +15,7 @@ from batch_arbiter.pricing import PriceTable, PricingError
 from batch_arbiter.records import Outcome, RequestResult, Status, Usage, Via
 
 RESULTS_FILE = "results.jsonl"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass
@@ -49,8 +52,12 @@ class Totals:
 class ResultWriter:
     """Owns the output directory's result files. Not thread-safe: write from one thread."""
 
-    def __init__(self, out_dir: Path, prices: PriceTable, model: str, today: date) -> None:
+    def __init__(
+        self, out_dir: Path, prices: PriceTable, model: str, today: date, redact: Callable[[str], str] = str
+    ) -> None:
         self.out_dir = out_dir
+        # Model text and API errors are untrusted: a reply that echoes a secret must not store it.
+        self._redact = redact
         self.path = out_dir / RESULTS_FILE
         self._prices = prices
         self._model = model
@@ -71,16 +78,16 @@ class ResultWriter:
             status=outcome.status,
             via=via,
             model=model,
-            text=outcome.text,
+            text=None if outcome.text is None else self._redact(outcome.text),
             usage=outcome.usage,
             cost_usd=cost,
             sync_cost_usd=sync_cost,
-            error=outcome.error,
+            error=None if outcome.error is None else self._redact(outcome.error),
         )
         self._fh.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
-        if outcome.status is Status.SUCCEEDED and outcome.text is not None:
-            # custom_id is restricted to [A-Za-z0-9_-]{1,64}, so it is a safe file name.
-            (self.out_dir / f"{outcome.custom_id}.md").write_text(outcome.text, encoding="utf-8")
+        if outcome.status is Status.SUCCEEDED and result.text is not None and _SAFE_NAME.match(outcome.custom_id):
+            # Only API-valid ids ([A-Za-z0-9_-]{1,64}) name files: nothing can write outside out_dir.
+            (self.out_dir / f"{outcome.custom_id}.md").write_text(result.text, encoding="utf-8")
         self.written.add(outcome.custom_id)
         t = self.totals
         t.statuses[outcome.status] += 1

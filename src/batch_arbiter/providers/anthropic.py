@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anthropic
@@ -17,23 +18,28 @@ from batch_arbiter.records import Outcome, PromptRequest, Status, Usage
 
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
 RETRY_AFTER_CAP_SECONDS = 30.0
+# Attempts at creating one batch; each ambiguous failure is checked against the batch list first.
+CREATE_ATTEMPTS = 3
+# Batches created this long before our first attempt still count as ours (clock skew).
+CREATE_MATCH_SLACK = timedelta(seconds=60)
 
 
-def capped_retry_after(cap: float) -> Callable[[httpx2.Response], None]:
+def capped_retry_after(cap: Callable[[], float]) -> Callable[[httpx2.Response], None]:
     """A response hook that shortens the server's requested wait before the SDK reads it."""
 
     def hook(response: httpx2.Response) -> None:
+        limit = cap()
         headers = response.headers
         if "retry-after-ms" in headers:
             try:
-                if float(headers["retry-after-ms"]) > cap * 1000:
-                    headers["retry-after-ms"] = str(int(cap * 1000))
+                if float(headers["retry-after-ms"]) > limit * 1000:
+                    headers["retry-after-ms"] = str(int(limit * 1000))
             except ValueError:
                 del headers["retry-after-ms"]
         if "retry-after" in headers:
             seconds = _retry_after_seconds(headers["retry-after"])
-            if seconds is None or seconds > cap:
-                headers["retry-after"] = f"{cap:g}"
+            if seconds is None or seconds > limit:
+                headers["retry-after"] = f"{limit:g}"
 
     return hook
 
@@ -51,15 +57,21 @@ class AnthropicProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self._config = config
+        self.events: list[str] = []
         self._client = anthropic.Anthropic(
             api_key=config.api_key,
             base_url=config.base_url,
             max_retries=config.max_retries,
             timeout=httpx2.Timeout(config.request_timeout, connect=10.0),
-            http_client=anthropic.DefaultHttpxClient(
-                event_hooks={"response": [capped_retry_after(RETRY_AFTER_CAP_SECONDS)]}
-            ),
+            http_client=anthropic.DefaultHttpxClient(event_hooks={"response": [capped_retry_after(self._wait_cap)]}),
         )
+
+    def _wait_cap(self) -> float:
+        """Before the deadline, no wait may run past it; after it (the fallback), the plain cap."""
+        if self._config.deadline is None:
+            return RETRY_AFTER_CAP_SECONDS
+        remaining = self._config.deadline - time.monotonic()
+        return RETRY_AFTER_CAP_SECONDS if remaining <= 0 else max(0.1, min(RETRY_AFTER_CAP_SECONDS, remaining))
 
     def close(self) -> None:
         self._client.close()
@@ -110,11 +122,70 @@ class AnthropicProvider:
 
     def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
         body = [{"custom_id": r.custom_id, "params": self.params(r, spec, batch=True)} for r in requests]
+        started = datetime.now(UTC) - CREATE_MATCH_SLACK
+        # The SDK would retry a timed-out create on its own and could leave two paid batches; here each
+        # retry first asks the batch list whether the lost attempt was accepted after all.
+        client = self._client.with_options(max_retries=0)
+        ambiguous = False
+        batch_id: str | None = None
+        error: anthropic.APIError | None = None
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                batch_id = client.messages.batches.create(requests=body).id  # type: ignore[arg-type]
+                break
+            except (anthropic.APIConnectionError, anthropic.InternalServerError) as exc:
+                if isinstance(exc, anthropic.APIStatusError) and exc.status_code in (503, 529):
+                    error = exc  # overloaded: refused, not accepted
+                else:
+                    ambiguous, error = True, exc
+                    found = self._created_since(started, len(body), exclude=set())
+                    if found:
+                        batch_id = found[0]
+                        self.events.append(
+                            f"the answer to a batch create was lost ({describe(exc)}); "
+                            f"found the batch it created, {batch_id}, instead of creating another"
+                        )
+                        break
+            except anthropic.RateLimitError as exc:
+                error = exc
+            except anthropic.APIError as exc:
+                raise ProviderError(f"batch create failed: {describe(exc)}") from None
+            if attempt < CREATE_ATTEMPTS:
+                time.sleep(self._retry_wait(error, attempt))
+        if batch_id is None:
+            reason = describe(error) if error is not None else "no answer"
+            raise ProviderError(f"batch create failed after {CREATE_ATTEMPTS} attempts: {reason}")
+        if ambiguous:
+            for duplicate in self._created_since(started, len(body), exclude={batch_id}):
+                try:
+                    self._client.messages.batches.cancel(duplicate)
+                    self.events.append(f"canceled duplicate batch {duplicate} left by a retried create")
+                except anthropic.APIError as exc:
+                    self.events.append(f"could not cancel duplicate batch {duplicate}: {describe(exc)}")
+        return batch_id
+
+    def _created_since(self, since: datetime, size: int, exclude: set[str]) -> list[str]:
+        """Running batches of our size created since `since`, oldest first (the list is newest first)."""
         try:
-            batch = self._client.messages.batches.create(requests=body)  # type: ignore[arg-type]
-        except anthropic.APIError as exc:
-            raise ProviderError(f"batch create failed: {describe(exc)}") from None
-        return batch.id
+            page = self._client.messages.batches.list(limit=20)
+        except anthropic.APIError:
+            return []
+        found = [
+            b.id
+            for b in page.data
+            if b.created_at >= since
+            and b.id not in exclude
+            and b.processing_status == "in_progress"
+            and b.request_counts.processing == size
+        ]
+        return found[::-1]
+
+    def _retry_wait(self, error: anthropic.APIError | None, attempt: int) -> float:
+        wait = 0.5 * 2.0**attempt
+        if isinstance(error, anthropic.APIStatusError):
+            asked = _retry_after_seconds(error.response.headers.get("retry-after", ""))
+            wait = asked if asked is not None and asked > 0 else wait
+        return min(wait, self._wait_cap())
 
     def status(self, batch_id: str) -> BatchStatus:
         try:
@@ -135,6 +206,9 @@ class AnthropicProvider:
                 yield _outcome(item.custom_id, item.result)
         except anthropic.APIError as exc:
             raise ProviderError(f"batch results failed: {describe(exc)}") from None
+        except (httpx2.HTTPError, ValueError) as exc:
+            # A download cut mid-stream surfaces from the transport or the JSONL decoder, not the SDK.
+            raise ProviderError(f"batch results download broke off: {type(exc).__name__}") from None
 
     # -- sync ------------------------------------------------------------------------------------
 

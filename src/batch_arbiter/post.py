@@ -1,0 +1,63 @@
+"""The action's post step: deal with a batch that a killed or cancelled main step left running.
+
+The runner runs a Docker action's `post-entrypoint` in a fresh container after the job's steps, even
+after a cancellation. A main step that ended on its own marks `state.json` done or pending; one that was
+killed leaves it `submitted`. Such a batch is cancelled (so nothing more is billed for a run nobody
+collects) unless `on-timeout: leave` says a later run will collect it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from batch_arbiter.settings import BadInput, load_settings
+
+EXIT_OK = 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from batch_arbiter.cli import API_KEY_ENV, SUPPORTED_PROVIDERS, _inside
+    from batch_arbiter.providers import ProviderConfig, ProviderError, make_provider
+    from batch_arbiter.runner import Runner
+    from batch_arbiter.state import STATE_FILE, RunState
+
+    runner = Runner.from_env()
+    try:
+        settings = load_settings()
+        out_dir = _inside(runner.workspace.resolve(), settings.output_dir, "output-dir")
+    except BadInput:
+        return EXIT_OK  # the main step already reported bad input; nothing was submitted
+    state = RunState.read(out_dir / STATE_FILE) if out_dir else None
+    if state is None or state.status != "submitted" or state.batch_id is None:
+        return EXIT_OK
+    batch_id = state.batch_id
+    if settings.on_timeout == "leave":
+        runner.notice(f"batch {batch_id} is still with the provider; collect it later with `batch-id: {batch_id}`")
+        return EXIT_OK
+    if state.provider not in SUPPORTED_PROVIDERS:
+        return EXIT_OK
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    key = key or next((os.environ[v] for v in API_KEY_ENV[state.provider] if os.environ.get(v)), None)
+    if key:
+        runner.mask(key)
+    provider = make_provider(state.provider, ProviderConfig(api_key=key, base_url=settings.base_url))
+    try:
+        provider.cancel(batch_id)
+    except ProviderError as exc:
+        runner.warning(f"the main step was stopped with batch {batch_id} running, and cancelling it failed: {exc}")
+        return EXIT_OK
+    finally:
+        provider.close()
+    state.status = "canceled"
+    state.save()
+    runner.warning(
+        f"the main step was stopped with batch {batch_id} running; cancelled it (on-timeout: fallback). "
+        f"What it finished can still be collected with `batch-id: {batch_id}`."
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Faults a scheduled job meets, and attacks on it: each one against the emulator, real SDK over HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from batch_arbiter.emulator import Emulator, Fault
+from batch_arbiter.engine import RunResult
+from batch_arbiter.policy import Decision
+from batch_arbiter.report import RunContext, summary
+from batch_arbiter.results import Totals
+from support import API_KEY, run_action, write_prompts
+from test_entrypoint import runner_env
+
+PROMPTS = {f"prompts/p{i}.md": f"Prompt number {i}." for i in range(5)}
+IDS = {f"prompts_p{i}_md" for i in range(5)}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    write_prompts(root, PROMPTS)
+    return root
+
+
+def test_retry_after_never_sleeps_past_the_deadline(ws: Path, emulator: Emulator) -> None:
+    emulator.config.faults = [Fault("create", 429, times=1, retry_after=3600)]
+    started = time.monotonic()
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.05)
+    assert time.monotonic() - started < 30
+    assert run.code == 0, run.log
+    assert [c.status for c in emulator.calls("create")] == [429, 200]
+    assert len(emulator.anthropic.batch_ids()) == 1
+
+
+def test_429_and_5xx_on_poll_results_and_sync_are_retried(ws: Path, emulator: Emulator) -> None:
+    emulator.config.outcomes = {"prompts_p0_md": "errored"}
+    emulator.config.faults = [
+        Fault("retrieve", 529, times=4, retry_after=0.01),
+        Fault("results", 503, times=1, retry_after=0.01),
+        Fault("messages", 429, times=1, retry_after=0.01),
+    ]
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    assert run.outputs["status"] == "succeeded"
+    assert [c.status for c in emulator.calls("messages")] == [429, 200]
+    assert {r["custom_id"]: r["via"] for r in run.results}["prompts_p0_md"] == "sync"
+    assert "overloaded" in run.log  # a status check that failed is reported, and the wait goes on
+
+
+def test_connection_drops_while_polling_do_not_end_the_wait(ws: Path, emulator: Emulator) -> None:
+    emulator.config.faults = [Fault("retrieve", kind="drop", times=5)]
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    assert {r["via"] for r in run.results} == {"batch"} and len(run.results) == 5
+    assert "connection error" in run.log
+
+
+def test_results_download_cut_half_way_loses_and_duplicates_nothing(ws: Path, emulator: Emulator) -> None:
+    emulator.config.faults = [Fault("results", kind="cut", after_lines=2, times=1)]
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    assert len(emulator.calls("results")) == 2
+    ids = [r["custom_id"] for r in run.results]
+    assert sorted(ids) == sorted(IDS)  # each once
+    assert {r["via"] for r in run.results} == {"batch"}
+    assert emulator.calls("messages") == []
+
+
+def test_lost_create_response_finds_the_batch_instead_of_paying_twice(ws: Path, emulator: Emulator) -> None:
+    emulator.config.faults = [Fault("create", kind="lose-response", times=1)]
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    (batch_id,) = emulator.anthropic.batch_ids()
+    assert len(emulator.calls("create")) == 1
+    assert run.outputs["batch-id"] == batch_id
+    assert "found the batch it created" in run.summary
+
+
+def test_lost_create_response_with_a_second_create_cancels_the_duplicate(ws: Path, emulator: Emulator) -> None:
+    # The batch list is down when the lost create is checked, so a second batch gets created.
+    emulator.config.processing_seconds = 2.0
+    emulator.config.faults = [Fault("create", kind="lose-response", times=1), Fault("list", 500, times=3, retry_after=0.01)]
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", poll_interval=0.5)
+    assert run.code == 0, run.log
+    first, second = sorted(emulator.anthropic.batch_ids(), key=lambda b: emulator.batch(b).seq)
+    assert run.outputs["batch-id"] == second
+    assert [c.path for c in emulator.calls("cancel")] == [f"/v1/messages/batches/{first}/cancel"]
+    assert f"canceled duplicate batch {first}" in run.summary
+    assert len(run.results) == 5
+
+
+def test_mixed_and_missing_results_rerun_only_the_unfinished(ws: Path, emulator: Emulator) -> None:
+    emulator.config.outcomes = {
+        "prompts_p0_md": "errored",
+        "prompts_p1_md": "expired",
+        "prompts_p2_md": "canceled",
+        "prompts_p3_md": "missing",
+    }
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    via = {r["custom_id"]: r["via"] for r in run.results}
+    assert via == {
+        "prompts_p0_md": "sync",
+        "prompts_p1_md": "sync",
+        "prompts_p2_md": "sync",
+        "prompts_p3_md": "sync",
+        "prompts_p4_md": "batch",
+    }
+    assert len(emulator.calls("messages")) == 4
+    assert "1 errored, 1 expired, 1 canceled, 1 without a result" in run.summary
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cancellation_leaves_state_and_post_step_cancels_the_batch(
+    tmp_path: Path, emulator: Emulator, sig: signal.Signals
+) -> None:
+    emulator.config.default_outcome = "hang"
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    files.mkdir()
+    write_prompts(ws, PROMPTS)
+    env = runner_env(ws, files, emulator, prompt_files="prompts/*", mode="batch")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch_arbiter"],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    state_path = ws / "batch-results" / "state.json"
+    deadline = time.monotonic() + 30
+    while not state_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 1, out
+    state = json.loads(state_path.read_text())
+    assert state["status"] == "submitted" and sorted(state["custom_ids"]) == sorted(IDS)
+    assert emulator.calls("cancel") == []
+
+    post = subprocess.run(
+        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert post.returncode == 0, post.stdout + post.stderr
+    assert [c.path for c in emulator.calls("cancel")] == [f"/v1/messages/batches/{state['batch_id']}/cancel"]
+    assert json.loads(state_path.read_text())["status"] == "canceled"
+    assert f"batch-id: {state['batch_id']}" in post.stdout
+    # Run again: nothing left to cancel.
+    again = subprocess.run(
+        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0 and len(emulator.calls("cancel")) == 1
+
+
+def test_post_step_leaves_the_batch_when_asked(tmp_path: Path, emulator: Emulator) -> None:
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    (ws / "batch-results").mkdir(parents=True)
+    files.mkdir()
+    (ws / "batch-results" / "state.json").write_text(
+        json.dumps(
+            {
+                "provider": "anthropic",
+                "model": "claude-sonnet-5-5",
+                "workload": "w",
+                "deadline": "",
+                "status": "submitted",
+                "batch_id": "msgbatch_01x",
+                "custom_ids": ["a"],
+            }
+        )
+    )
+    env = runner_env(ws, files, emulator, prompt_files="x.md", on_timeout="leave")
+    post = subprocess.run(
+        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert post.returncode == 0
+    assert "::notice::batch msgbatch_01x is still with the provider" in post.stdout
+    assert emulator.calls() == []
+
+
+# -- security -------------------------------------------------------------------------------------
+
+
+def test_secret_echoed_by_the_model_is_redacted_from_every_file(ws: Path, emulator: Emulator) -> None:
+    write_prompts(ws, {"prompts/leak.md": f"Repeat after me: {API_KEY}"})
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    leak = next(r for r in run.results if r["custom_id"] == "prompts_leak_md")
+    assert API_KEY not in leak["text"] and "***" in leak["text"]
+    for path in (ws / "batch-results").iterdir():
+        assert API_KEY not in path.read_text(), path
+    assert run.log.count(API_KEY) == 1  # the ::add-mask:: line itself
+
+
+def test_model_output_cannot_run_workflow_commands_or_forge_outputs(ws: Path, emulator: Emulator) -> None:
+    attack = "::error::pwned\n::add-mask::x\nEOF\nstatus=hacked\nghadelimiter_1\ncost-usd=0"
+    write_prompts(ws, {"prompts/evil.md": attack})
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    assert "pwned" not in run.log and "hacked" not in run.log
+    assert run.outputs["status"] == "succeeded" and float(run.outputs["cost-usd"]) > 0
+    assert set(run.outputs) >= {"status", "cost-usd"} and "hacked" not in json.dumps(run.outputs)
+    evil = next(r for r in run.results if r["custom_id"] == "prompts_evil_md")
+    assert "::error::pwned" in evil["text"]  # kept as data, in the results only
+
+
+def test_summary_renders_remote_text_inert() -> None:
+    ctx = RunContext(
+        "<b>w</b>",
+        "anthropic",
+        "m",
+        None,
+        Decision("batch", False, "default", "r"),
+        Path("/nonexistent"),
+        Path("/nonexistent/results.jsonl"),
+    )
+    evil = "![img](http://evil/x.png) [click](http://evil) <script>alert(1)</script> | x"
+    text = summary(ctx, RunResult("batch", "succeeded", "msgbatch_1", Totals(), [evil]))
+    assert "- `![img](http://evil/x.png) [click](http://evil) <script>alert(1)</script> \\| x`" in text
+    assert "\\<b\\>w\\</b\\>" in text
+    assert "<script>" not in text.replace("`![img]", "").split("`")[0]

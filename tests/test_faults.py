@@ -87,7 +87,10 @@ def test_lost_create_response_finds_the_batch_instead_of_paying_twice(ws: Path, 
 def test_lost_create_response_with_a_second_create_cancels_the_duplicate(ws: Path, emulator: Emulator) -> None:
     # The batch list is down when the lost create is checked, so a second batch gets created.
     emulator.config.processing_seconds = 2.0
-    emulator.config.faults = [Fault("create", kind="lose-response", times=1), Fault("list", 500, times=3, retry_after=0.01)]
+    emulator.config.faults = [
+        Fault("create", kind="lose-response", times=1),
+        Fault("list", 500, times=3, retry_after=0.01),
+    ]
     run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", poll_interval=0.5)
     assert run.code == 0, run.log
     first, second = sorted(emulator.anthropic.batch_ids(), key=lambda b: emulator.batch(b).seq)
@@ -227,3 +230,15 @@ def test_summary_renders_remote_text_inert() -> None:
     assert "- `![img](http://evil/x.png) [click](http://evil) <script>alert(1)</script> \\| x`" in text
     assert "\\<b\\>w\\</b\\>" in text
     assert "<script>" not in text.replace("`![img]", "").split("`")[0]
+
+
+def test_rejected_key_stops_the_run_and_never_reaches_a_file(ws: Path, emulator: Emulator) -> None:
+    emulator.config.api_key = "sk-ant-the-right-key"
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 1
+    assert emulator.calls("messages") == []  # no sync fallback that would fail the same way
+    assert {r["status"] for r in run.results} == {"errored"}
+    assert "authentication_error" in run.results[0]["error"]
+    assert run.log.count(API_KEY) == 1 and API_KEY not in run.summary
+    for path in (ws / "batch-results").iterdir():
+        assert API_KEY not in path.read_text(), path

@@ -85,3 +85,17 @@ def test_symlink_out_of_workspace_refused(tmp_path: Path) -> None:
     (ws / "link.md").symlink_to(outside)
     with pytest.raises(PromptError, match="outside the workspace"):
         load(ws, "*.md")
+
+
+def test_oversized_prompt_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    from batch_arbiter.prompts import MAX_REQUEST_BYTES
+
+    make(tmp_path, {"big.md": "x" * (MAX_REQUEST_BYTES + 1)})
+    with pytest.raises(PromptError, match=r"prompt file big\.md is 8,388,609 bytes"):
+        load(tmp_path, "big.md")
+
+
+def test_custom_id_cannot_name_a_path(tmp_path: Path) -> None:
+    make(tmp_path, {"a.json": json.dumps({"custom_id": "../../outside", "prompt": "x"})})
+    with pytest.raises(PromptError, match=r"a\.json: custom_id: String should match pattern"):
+        load(tmp_path, "a.json")

@@ -81,6 +81,13 @@ class Engine:
             try:
                 batch_id = self.provider.submit(requests, self.spec)
             except ProviderError as exc:
+                if exc.fatal:
+                    self._event(f"{exc}; nothing was run")
+                    for request in requests:
+                        self.writer.write(
+                            Outcome(request.custom_id, Status.ERRORED, error=str(exc)), request.source, Via.BATCH
+                        )
+                    return self._finish("batch", None)
                 self._event(f"{exc}; running all {len(requests)} requests synchronously")
                 self._fallback(requests)
                 return self._finish("batch+fallback", None)

@@ -148,6 +148,8 @@ class AnthropicProvider:
                         break
             except anthropic.RateLimitError as exc:
                 error = exc
+            except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+                raise ProviderError(f"batch create failed: {describe(exc)}", fatal=True) from None
             except anthropic.APIError as exc:
                 raise ProviderError(f"batch create failed: {describe(exc)}") from None
             if attempt < CREATE_ATTEMPTS:

@@ -1,7 +1,7 @@
 # The action's container. The runner mounts the workspace at /github/workspace and makes it the
 # working directory, so there is no WORKDIR here and the package is installed, not copied in place.
-ARG BASE_IMAGE=python:3.12-slim
-FROM ${BASE_IMAGE}
+# A literal tag, not a build argument: Dependabot only updates a FROM it can read.
+FROM python:3.12-slim
 
 LABEL org.opencontainers.image.title="batch-arbiter" \
       org.opencontainers.image.description="Run scheduled LLM workloads through provider batch APIs at half price"

@@ -242,3 +242,18 @@ def test_rejected_key_stops_the_run_and_never_reaches_a_file(ws: Path, emulator:
     assert run.log.count(API_KEY) == 1 and API_KEY not in run.summary
     for path in (ws / "batch-results").iterdir():
         assert API_KEY not in path.read_text(), path
+
+
+def test_results_that_cannot_be_downloaded_are_left_to_collect_not_paid_twice(ws: Path, emulator: Emulator) -> None:
+    emulator.config.faults = [Fault("results", 500, times=-1, retry_after=0.01)]
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 1
+    assert emulator.calls("messages") == []
+    assert {r["status"] for r in run.results} == {"pending"}
+    batch_id = run.outputs["batch-id"]
+    assert f"collect them with `batch-id: {batch_id}`" in run.log
+    assert json.loads((ws / "batch-results" / "state.json").read_text())["status"] == "pending"
+    emulator.config.faults = []
+    later = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")  # the state file points at it
+    assert later.code == 0 and later.outputs["batch-id"] == batch_id
+    assert {r["via"] for r in later.results} == {"batch"} and len(emulator.anthropic.batch_ids()) == 1

@@ -38,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_command(rest)
     if command == "plan":
         return run_command(rest, mode="plan")
+    if command == "post":
+        from batch_arbiter.post import main as post
+
+        return post(rest)
     if command == "emulate":
         from batch_arbiter.emulator.__main__ import main as emulate
 
@@ -46,7 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from batch_arbiter.demo import main as demo
 
         return demo(rest)
-    print(f"unknown command {command!r}; use run, plan, emulate or demo", file=sys.stderr)
+    if command == "audit":
+        from batch_arbiter.audit import main as audit
+
+        return audit(rest)
+    if command == "report":
+        from batch_arbiter.spend import main as report
+
+        return report(rest)
+    print(f"unknown command {command!r}; use run, plan, audit, report, emulate or demo", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
@@ -113,12 +125,17 @@ class Prepared:
     prices: PriceTable
     today: date
     timeout_minutes: float
+    deadline: float
     upgrade: Upgrade | None = None
     notes: list[str] = field(default_factory=list)
 
 
 def execute(settings: Settings, runner: Runner) -> int:
     """Validate everything, then run (or plan). Nothing is sent to a provider before validation passes."""
+    if settings.mode == "audit":
+        from batch_arbiter.audit import run_step
+
+        return run_step(settings, runner)
     try:
         prepared = prepare(settings, runner)
     except BadInput as exc:
@@ -162,6 +179,7 @@ def prepare(settings: Settings, runner: Runner) -> Prepared:
         raise BadInput(f"input `model`: unknown {settings.provider} model {requested_model!r}; known: {known}")
 
     out_dir = _inside(workspace, settings.output_dir, "output-dir") or workspace / "batch-results"
+    _inside(workspace, settings.metrics_file, "metrics-file")
     system = None
     if settings.system_prompt_file:
         system_path = _inside(workspace, settings.system_prompt_file, "system-prompt-file")
@@ -179,7 +197,14 @@ def prepare(settings: Settings, runner: Runner) -> Prepared:
         upgrade = upgrade_model(settings.provider, requested_model, prices, today)
         model = upgrade.model
 
-    provider = make_provider(settings.provider, ProviderConfig(api_key=api_key, base_url=settings.base_url))
+    timeout = settings.timeout_minutes
+    if decision.max_wait_minutes is not None and decision.max_wait_minutes < timeout:
+        timeout = decision.max_wait_minutes
+        notes.append(f"the policy caps the batch wait at {timeout:g} minutes")
+    deadline = time.monotonic() + timeout * 60
+    provider = make_provider(
+        settings.provider, ProviderConfig(api_key=api_key, base_url=settings.base_url, deadline=deadline)
+    )
     try:
         caps = provider.model_caps(model)
     except ProviderError as exc:
@@ -199,10 +224,6 @@ def prepare(settings: Settings, runner: Runner) -> Prepared:
             )
     else:
         effort = None
-    timeout = settings.timeout_minutes
-    if decision.max_wait_minutes is not None and decision.max_wait_minutes < timeout:
-        timeout = decision.max_wait_minutes
-        notes.append(f"the policy caps the batch wait at {timeout:g} minutes")
     for note in notes:
         runner.warning(note)
     return Prepared(
@@ -219,6 +240,7 @@ def prepare(settings: Settings, runner: Runner) -> Prepared:
         prices=prices,
         today=today,
         timeout_minutes=timeout,
+        deadline=deadline,
         upgrade=upgrade,
         notes=notes,
     )
@@ -246,6 +268,7 @@ def plan(p: Prepared, runner: Runner) -> int:
 def run(p: Prepared, runner: Runner) -> int:
     from batch_arbiter.budget import estimate
     from batch_arbiter.engine import Engine
+    from batch_arbiter.metrics import log_run
     from batch_arbiter.records import Outcome, Status, Via
     from batch_arbiter.report import outputs, summary
     from batch_arbiter.results import ResultWriter
@@ -273,13 +296,13 @@ def run(p: Prepared, runner: Runner) -> int:
         runner.notice(f"found {STATE_FILE} for batch {batch_id}; collecting it instead of submitting again")
     deadline_wall = datetime.now(UTC) + timedelta(minutes=p.timeout_minutes)
     state = RunState(state_path, settings.provider, p.spec.model, p.workload, deadline_wall.isoformat("T", "seconds"))
-    writer = ResultWriter(p.out_dir, p.prices, p.spec.model, p.today)
+    writer = ResultWriter(p.out_dir, p.prices, p.spec.model, p.today, redact=runner.redact)
     engine = Engine(
         p.provider,
         p.spec,
         writer,
         state,
-        deadline=time.monotonic() + p.timeout_minutes * 60,
+        deadline=p.deadline,
         poll_interval=settings.poll_interval,
         on_timeout=settings.on_timeout,
         concurrency=settings.max_concurrency,
@@ -322,10 +345,14 @@ def run(p: Prepared, runner: Runner) -> int:
     writer.close()
     runner.set_outputs(outputs(ctx, result))
     runner.write_summary(summary(ctx, result))
+    log_run(_inside(p.workspace, settings.metrics_file, "metrics-file"), ctx, result, runner, p.prices)
     if result.status in ("succeeded", "pending"):
         return EXIT_OK
+    pending = result.totals.statuses[Status.PENDING]
+    left = f"; {pending} are still with the provider: collect them with `batch-id: {result.batch_id}`"
+    left = left if pending else ""
     runner.error(
-        f"{result.totals.failed} of {result.totals.requests} requests ended without a result; "
+        f"{result.totals.failed} of {result.totals.requests} requests ended without a result{left}; "
         f"see {writer.path.relative_to(p.workspace)}",
         title="batch-arbiter: incomplete",
     )

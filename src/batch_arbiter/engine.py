@@ -17,6 +17,8 @@ from batch_arbiter.state import RunState
 POLL_CAP_SECONDS = 300.0
 # After a cancel, how long to wait for the batch to end before giving up on its results.
 CANCEL_GRACE_SECONDS = 120.0
+# A results download that breaks off is retried this often, each time skipping what already arrived.
+DOWNLOAD_ATTEMPTS = 3
 # Polls may fail for a while (network, 5xx); only this many failures in a row end the wait.
 MAX_POLL_FAILURES = 20
 
@@ -179,7 +181,8 @@ class Engine:
         """Write every succeeded result; return the requests to rerun synchronously."""
         sources = {r.custom_id: r.source for r in requests}
         unfinished: dict[str, Outcome] = {}
-        for attempt in range(3):
+        complete = False
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
                 for outcome in self.provider.results(batch_id):
                     cid = outcome.custom_id
@@ -189,13 +192,30 @@ class Engine:
                         self.writer.write(outcome, sources.get(cid, ""), Via.BATCH)
                     else:
                         unfinished[cid] = outcome
+                complete = True
                 break
             except ProviderError as exc:
-                self.warn(f"{exc} (download attempt {attempt + 1} of 3)")
+                self.warn(f"{exc} (download attempt {attempt} of {DOWNLOAD_ATTEMPTS})")
         self.writer.flush()
-        counts = {s: sum(1 for o in unfinished.values() if o.status is s) for s in Status}
         missing = [r for r in requests if r.custom_id not in self.writer.written and r.custom_id not in unfinished]
-        parts = [f"{n} {s}" for s, n in counts.items() if n] + ([f"{len(missing)} without a result"] if missing else [])
+        if missing and not complete:
+            # The batch may well have answered these: rerunning them would pay twice. Leave them for a
+            # later collect of the same batch.
+            self._event(
+                f"batch {batch_id}: results of {len(missing)} requests could not be downloaded; "
+                f"collect them later with batch-id {batch_id}"
+            )
+            for request in missing:
+                self.writer.write(
+                    Outcome(request.custom_id, Status.PENDING, error="results not downloaded; collect later"),
+                    request.source,
+                    Via.BATCH,
+                )
+            self.state.pending()
+        counts = {s: sum(1 for o in unfinished.values() if o.status is s) for s in Status}
+        parts = [f"{n} {s}" for s, n in counts.items() if n]
+        if complete and missing:
+            parts.append(f"{len(missing)} without a result")
         if parts:
             self._event(f"batch {batch_id}: {', '.join(parts)}; rerunning them synchronously")
         return [r for r in requests if r.custom_id not in self.writer.written]
@@ -226,7 +246,9 @@ class Engine:
             status = "partial"
         else:
             status = "failed"
-        if mode != "pending":
+        if totals.statuses[Status.PENDING] and mode != "pending":
+            status = "partial"  # some results are still with the provider; state.json says where
+        elif mode != "pending":
             self.state.done(status)
         return RunResult(mode, status, batch_id, totals, self.events)
 

@@ -116,6 +116,8 @@ def test_action_yml_outputs_and_runs() -> None:
         "sync-cost-usd",
         "savings-usd",
         "savings-percent",
+        "batch-candidates",
+        "monthly-savings-usd",
     }
     for name, spec in ACTION["inputs"].items():
         assert spec.get("description"), name

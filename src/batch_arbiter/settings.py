@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Provider = Literal["anthropic", "gemini"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
-Mode = Literal["auto", "batch", "sync", "plan"]
+Mode = Literal["auto", "batch", "sync", "plan", "audit"]
 OnTimeout = Literal["fallback", "leave"]
 
 EFFORTS: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")
@@ -109,7 +109,7 @@ def load_settings(**overrides: Any) -> Settings:
         given = first.get("input")
         shown = f" (got {given!r})" if isinstance(given, str | int | float) and name != "api-key" else ""
         raise BadInput(f"input `{name}`: {first['msg']}{shown}", input=name) from None
-    if not settings.prompt_files and not settings.batch_id:
+    if not settings.prompt_files and not settings.batch_id and settings.mode != "audit":
         raise BadInput(
             "input `prompt-files` is required: give one or more paths or globs, one per line",
             input="prompt-files",

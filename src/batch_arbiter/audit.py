@@ -1,0 +1,719 @@
+"""`batch-arbiter audit`: which scheduled LLM workloads could run as batches, and what that saves a month.
+
+Reads every workflow file, classifies each workload that calls an LLM with the routing policy (as
+the action would route it when the schedule starts it), and estimates its monthly cost now and with
+batch: average tokens per run (measured in the metrics log, or assumed on request) x runs per month
+(from the cron schedule, or measured) x the price table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batch_arbiter.charts import BATCH_COLOUR, SYNC_COLOUR, bar_chart, escape, money, table
+from batch_arbiter.cron import DAYS_PER_MONTH
+from batch_arbiter.metrics import Entry, Log, read
+from batch_arbiter.policy import Decision, Policy, PolicyError, decide, load_policy, normalise, upgrade_model
+from batch_arbiter.pricing import PriceTable, PricingError, provider_of
+from batch_arbiter.records import Usage
+from batch_arbiter.scan import LlmStep, WorkflowFile, scan
+
+if TYPE_CHECKING:
+    from batch_arbiter.runner import Runner
+    from batch_arbiter.settings import Settings
+
+CANDIDATE, BATCHED, SYNC, NO_LLM = "batch candidate", "already batched", "stays sync", "no LLM call"
+VERDICT_ORDER = {CANDIDATE: 0, BATCHED: 1, SYNC: 2, NO_LLM: 3}
+DEFAULT_MODELS = {"claude": "claude-sonnet-5-5", "gemini": "gemini-3.8-flash"}
+AGENT_KINDS = {"claude-code-action", "claude CLI", "gemini CLI"}
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+class AuditError(ValueError):
+    """The audit cannot start: a missing directory, an unreadable policy or pricing file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Assumption:
+    """Tokens per run to assume for a workload the metrics log has never seen."""
+
+    input_tokens: int
+    output_tokens: int
+    model: str | None = None
+
+
+@dataclass
+class Estimate:
+    basis: str  # measured | assumed
+    runs_seen: int
+    first_seen: date | None
+    last_seen: date | None
+    # Average tokens per run, per model.
+    per_run: dict[str, dict[str, float]]
+    sync_per_run: float
+    batch_per_run: float
+    # What the workload's runs cost now relative to all-sync (1.0 sync; below 1 when already batched).
+    now_ratio: float
+    now_ratio_basis: str
+    unpriced: list[str] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self.per_run)
+
+    def tokens_per_run(self) -> dict[str, float]:
+        total: dict[str, float] = defaultdict(float)
+        for usage in self.per_run.values():
+            for key, value in usage.items():
+                total[key] += value
+        return dict(total)
+
+
+@dataclass
+class Workload:
+    workflow: WorkflowFile
+    name: str
+    verdict: str
+    decision: Decision | None
+    runs_per_month: float | None
+    runs_basis: str | None  # schedule | metrics
+    estimate: Estimate | None = None
+    notes: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[LlmStep]:
+        return self.workflow.steps
+
+    def monthly(self) -> tuple[float, float, float, float] | None:
+        """(all sync, all batch, now, with the batch routing the policy allows), in USD a month."""
+        if self.estimate is None or self.runs_per_month is None:
+            return None
+        e, runs = self.estimate, self.runs_per_month
+        sync, batch = e.sync_per_run * runs, e.batch_per_run * runs
+        now = sync * e.now_ratio
+        with_batch = batch if self.verdict == CANDIDATE else now
+        return sync, batch, now, with_batch
+
+
+@dataclass
+class Audit:
+    root: str
+    files: int
+    workloads: list[Workload]
+    problems: list[str]
+    metrics: Log
+    unmatched: dict[str, int]
+    prices_on: date
+
+    @property
+    def estimated(self) -> list[Workload]:
+        return [w for w in self.workloads if w.monthly() is not None]
+
+    def totals(self) -> dict[str, float]:
+        rows = [m for w in self.workloads if (m := w.monthly()) is not None]
+        now = sum(m[2] for m in rows)
+        with_batch = sum(m[3] for m in rows)
+        return {"now_usd": now, "with_batch_usd": with_batch, "savings_usd": now - with_batch}
+
+    @property
+    def candidates(self) -> list[Workload]:
+        return [w for w in self.workloads if w.verdict == CANDIDATE]
+
+
+# -- building the audit ------------------------------------------------------------------------------
+
+
+def run_audit(
+    workflows_dir: Path,
+    metrics_files: Sequence[Path] = (),
+    *,
+    prices: PriceTable | None = None,
+    policy: Policy | None = None,
+    on: date | None = None,
+    assume: Assumption | None = None,
+    repo_root: Path | None = None,
+) -> Audit:
+    if not workflows_dir.is_dir():
+        raise AuditError(f"workflows directory not found: {workflows_dir}")
+    prices = prices or PriceTable.load()
+    policy = policy or Policy()
+    on = on or datetime.now(UTC).date()
+    files = scan(workflows_dir, repo_root)
+    log = read(metrics_files)
+    called = {rel for wf in files for rel in wf.local_calls}
+    workloads: list[Workload] = []
+    problems: list[str] = []
+    for wf in files:
+        problems += wf.problems
+        if not wf.valid:
+            continue
+        if wf.rel in called and set(wf.events) <= {"workflow_call"}:
+            continue  # its steps are audited as part of the workflows that call it
+        workloads.append(_classify(wf, policy))
+    unmatched = _attach_metrics(workloads, log.entries)
+    for w in workloads:
+        _estimate(w, prices, on, assume)
+    workloads.sort(key=lambda w: (VERDICT_ORDER[w.verdict], w.name.lower()))
+    return Audit(str(workflows_dir), len(files), workloads, problems + log.problems, log, unmatched, on)
+
+
+def _classify(wf: WorkflowFile, policy: Policy) -> Workload:
+    arbiter = next((s for s in wf.steps if s.is_arbiter), None)
+    name = (arbiter.inputs.get("workload") if arbiter else None) or wf.name
+    scheduled = bool(wf.schedules)
+    event = "schedule" if scheduled else _main_event(wf.events)
+    runs = wf.runs_per_month if scheduled else None
+    basis = "schedule" if scheduled else None
+    if not wf.steps:
+        return Workload(wf, name, NO_LLM, None, runs, basis)
+    mode = (arbiter.inputs.get("mode") or "auto").lower() if arbiter else "auto"
+    decision = decide(name, mode if mode in ("batch", "sync") else "auto", event, policy=policy)
+    notes: list[str] = []
+    if decision.rule == "default" and not arbiter and normalise(wf.stem) != normalise(name):
+        # The action routes by workload name; a file name that a rule knows is the name to give it.
+        by_file = decide(wf.stem, "auto", event, policy=policy)
+        if by_file.rule != "default":
+            decision = by_file
+            name = wf.stem
+            notes.append(f"routed by its file name: give the step `workload: {wf.stem}`")
+    verdict = (BATCHED if arbiter else CANDIDATE) if decision.mode == "batch" else SYNC
+    if not scheduled:
+        triggers = ", ".join(wf.events) or "no trigger"
+        notes.append(f"not on a schedule ({triggers})")
+    if verdict == CANDIDATE and any(s.kind in AGENT_KINDS for s in wf.steps):
+        notes.append(
+            "runs an agent session: a batch takes single prompts, so gather the context first "
+            "and send one prompt per request (tools do not run inside a batch)"
+        )
+    return Workload(wf, name, verdict, decision, runs, basis, notes=notes)
+
+
+def _main_event(events: Sequence[str]) -> str | None:
+    others = [e for e in events if e != "workflow_dispatch"]
+    if others:
+        return others[0]
+    return "workflow_dispatch" if events else None
+
+
+def _keys(w: Workload) -> set[str]:
+    return {normalise(n) for n in (w.name, w.workflow.name, w.workflow.stem, w.workflow.rel) if n}
+
+
+def _attach_metrics(workloads: Sequence[Workload], entries: Iterable[Entry]) -> dict[str, int]:
+    owners: dict[str, Workload] = {}
+    for w in workloads:
+        for key in _keys(w):
+            owners.setdefault(key, w)
+    unmatched: dict[str, int] = defaultdict(int)
+    found: dict[tuple[str, str], Workload | None] = {}
+    for entry in entries:
+        names = (entry.name, entry.workflow)
+        if names not in found:
+            keys = (normalise(n) for n in names)
+            found[names] = next((owners[k] for k in keys if k and k in owners), None)
+        owner = found[names]
+        if owner is None:
+            unmatched[entry.name] += 1
+        else:
+            owner.entries.append(entry)
+    return dict(sorted(unmatched.items()))
+
+
+def _estimate(w: Workload, prices: PriceTable, on: date, assume: Assumption | None) -> None:
+    if w.verdict == NO_LLM:
+        return
+    if w.entries:
+        w.estimate = _measured(w.entries, prices, on)
+        if w.runs_per_month is None:
+            w.runs_per_month = _measured_rate(w.entries)
+            w.runs_basis = "metrics" if w.runs_per_month is not None else None
+    elif assume is not None:
+        model = assume.model or _step_model(w, prices) or DEFAULT_MODELS.get(_engine(w), DEFAULT_MODELS["claude"])
+        usage = Usage(input_tokens=assume.input_tokens, output_tokens=assume.output_tokens)
+        w.estimate = _priced({model: usage}, 1, prices, on, "assumed", [], None, None)
+        if w.verdict == BATCHED:
+            w.estimate.now_ratio = w.estimate.batch_per_run / w.estimate.sync_per_run if w.estimate.sync_per_run else 1
+            w.estimate.now_ratio_basis = "assumed: every request answered by the batch"
+    if w.estimate is not None and w.verdict == CANDIDATE and w.decision is not None and w.decision.upgrade:
+        _upgrade_note(w, prices, on)
+
+
+def _measured(entries: Sequence[Entry], prices: PriceTable, on: date) -> Estimate:
+    runs = {e.run_key for e in entries}
+    usage: dict[str, Usage] = defaultdict(Usage)
+    for e in entries:
+        usage[e.model or "(no model)"].add(e.usage)
+    estimate = _priced(usage, len(runs), prices, on, "measured", [], entries[0].ts.date(), entries[-1].ts.date())
+    paid = [e for e in entries if e.cost_usd is not None and e.sync_cost_usd]
+    if paid:
+        estimate.now_ratio = sum(e.cost_usd or 0.0 for e in paid) / sum(e.sync_cost_usd or 0.0 for e in paid)
+        estimate.now_ratio_basis = f"measured: recorded cost / sync cost of {len(paid)} runs"
+    return estimate
+
+
+def _priced(
+    usage: dict[str, Usage],
+    runs: int,
+    prices: PriceTable,
+    on: date,
+    basis: str,
+    unpriced: list[str],
+    first: date | None,
+    last: date | None,
+) -> Estimate:
+    sync = batch = 0.0
+    per_run: dict[str, dict[str, float]] = {}
+    for model, u in sorted(usage.items()):
+        per_run[model] = {
+            "input": u.input_tokens / runs,
+            "cache_read": u.cache_read_tokens / runs,
+            "cache_write": u.cache_creation_tokens / runs,
+            "output": u.output_tokens / runs,
+        }
+        try:
+            sync += prices.cost(model, u, on, batch=False) / runs
+            batch += prices.cost(model, u, on, batch=True) / runs
+        except PricingError:
+            unpriced.append(model)
+    return Estimate(basis, runs, first, last, per_run, sync, batch, 1.0, "synchronous calls", unpriced)
+
+
+def _measured_rate(entries: Sequence[Entry]) -> float | None:
+    """Runs per month seen in the log: the intervals between first and last run, scaled to a month."""
+    starts: dict[str, datetime] = {}
+    for e in entries:
+        starts.setdefault(e.run_key, e.ts)
+    times = sorted(starts.values())
+    if len(times) < 2:
+        return None
+    days = (times[-1] - times[0]).total_seconds() / 86400
+    return (len(times) - 1) / days * DAYS_PER_MONTH if days > 0 else None
+
+
+def _engine(w: Workload) -> str:
+    return w.steps[0].engine if w.steps else "claude"
+
+
+def _step_model(w: Workload, prices: PriceTable) -> str | None:
+    return next((s.model for s in w.steps if s.model and prices.knows(s.model)), None)
+
+
+def _upgrade_note(w: Workload, prices: PriceTable, on: date) -> None:
+    e = w.estimate
+    assert e is not None and w.runs_per_month is not None
+    model = max(e.per_run, key=lambda m: sum(e.per_run[m].values()))
+    provider = provider_of(model)
+    if provider is None or not prices.knows(model):
+        return
+    try:
+        up = upgrade_model(provider, model, prices, on)
+        tokens = e.per_run[model]
+        usage = Usage(
+            input_tokens=round(tokens["input"]),
+            cache_read_tokens=round(tokens["cache_read"]),
+            cache_creation_tokens=round(tokens["cache_write"]),
+            output_tokens=round(tokens["output"]),
+        )
+        cost = prices.cost(up.model, usage, on, batch=True) * w.runs_per_month
+    except PricingError:
+        return
+    if up.model != model:
+        w.notes.append(
+            f"the policy upgrades it to {up.model} on batch: {money(cost)} a month at the same token counts "
+            "(more effort usually means more output tokens)"
+        )
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def _runs(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def _tokens(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _trigger(wf: WorkflowFile) -> str:
+    crons = [f"`{s.expr}`" for s in wf.schedules]
+    others = [e for e in wf.events if e != "schedule"]
+    parts = (["cron " + ", ".join(crons)] if crons else []) + ([", ".join(others)] if others else [])
+    return "; ".join(parts) or "none"
+
+
+def _steps_cell(w: Workload) -> str:
+    if not w.steps:
+        return "none"
+    seen: list[str] = []
+    for s in w.steps:
+        text = f"{s.kind} ({escape(s.job)}: {escape(s.step)})"
+        if text not in seen:
+            seen.append(text)
+    return "<br>".join(seen[:4]) + (f"<br>+{len(seen) - 4} more" if len(seen) > 4 else "")
+
+
+def _why(w: Workload) -> str:
+    parts = []
+    if w.decision is not None:
+        parts.append(f"{escape(w.decision.reason)} ({escape(w.decision.rule)})")
+    parts += [escape(n) for n in w.notes]
+    return "; ".join(parts) or "no step calls an LLM"
+
+
+def _basis(w: Workload) -> str:
+    e = w.estimate
+    if e is None:
+        return "no metrics for this workload"
+    if e.basis == "measured":
+        span = f"{e.first_seen} to {e.last_seen}" if e.first_seen != e.last_seen else f"{e.first_seen}"
+        text = f"measured: {e.runs_seen} run{'s' if e.runs_seen != 1 else ''}, {span}"
+    else:
+        text = "assumed tokens per run (`--assume-tokens`)"
+    if w.runs_basis == "metrics":
+        text += "; runs/month measured"
+    if e.unpriced:
+        text += "; no price for " + ", ".join(f"`{m}`" for m in e.unpriced)
+    return text
+
+
+def to_markdown(audit: Audit) -> str:
+    t = audit.totals()
+    llm = [w for w in audit.workloads if w.verdict != NO_LLM]
+    lines = [
+        f"## batch-arbiter audit: {len(audit.candidates)} batch candidate"
+        + ("s" if len(audit.candidates) != 1 else "")
+        + f" in {audit.files} workflow file{'s' if audit.files != 1 else ''}",
+        "",
+    ]
+    if audit.estimated:
+        lines += [
+            f"Estimated LLM cost of the estimated workloads: **{money(t['now_usd'])} a month now, "
+            f"{money(t['with_batch_usd'])} with batch**, saving **{money(t['savings_usd'])} a month** "
+            f"(prices of {audit.prices_on.isoformat()}).",
+            "",
+        ]
+    elif llm and not audit.metrics.files:
+        lines += ["No metrics log was given, so no cost is estimated; the verdicts stand on their own.", ""]
+    elif llm:
+        lines += ["No workload could be costed: the metrics log has no runs of them.", ""]
+    if llm:
+        lines += ["### Workloads that call an LLM", ""]
+        rows = [
+            [
+                f"**{escape(w.name)}**",
+                f"`{w.workflow.rel}`",
+                _trigger(w.workflow),
+                _runs(w.runs_per_month) + (" (measured)" if w.runs_basis == "metrics" else ""),
+                _steps_cell(w),
+                f"**{w.verdict}**",
+                _why(w),
+            ]
+            for w in llm
+        ]
+        lines += table(["Workload", "File", "Trigger", "Runs/month", "LLM steps", "Verdict", "Why"], rows, right=[3])
+        lines.append("")
+    quiet = [w for w in audit.workloads if w.verdict == NO_LLM]
+    if quiet:
+        names = ", ".join(f"`{w.workflow.rel}`" for w in quiet)
+        lines += [f"No LLM call found in: {names}.", ""]
+    if llm:
+        lines += ["### Monthly cost: now vs with batch", ""]
+        rows = []
+        for w in llm:
+            m = w.monthly()
+            e = w.estimate
+            tokens = e.tokens_per_run() if e else {}
+            token_cell = (
+                " / ".join(_tokens(tokens.get(k, 0.0)) for k in ("input", "cache_read", "cache_write", "output"))
+                if e
+                else "–"
+            )
+            models = ", ".join(f"`{x}`" for x in e.models) if e else "–"
+            cells = [money(v) for v in m[2:]] + [money(m[2] - m[3])] if m else ["–", "–", "–"]
+            rows.append([escape(w.name), w.verdict, models, token_cell, _runs(w.runs_per_month), *cells, _basis(w)])
+        if audit.estimated:
+            total_cells = [f"**{money(t[k])}**" for k in ("now_usd", "with_batch_usd", "savings_usd")]
+            rows.append(["**Total**", "", "", "", "", *total_cells, ""])
+        lines += table(
+            [
+                "Workload",
+                "Verdict",
+                "Model",
+                "Tokens/run (input / cache read / cache write / output)",
+                "Runs/month",
+                "Now",
+                "With batch",
+                "Saves",
+                "Basis",
+            ],
+            rows,
+            right=[3, 4, 5, 6, 7],
+        )
+        lines.append("")
+    charted = [w for w in audit.estimated]
+    if charted:
+        months = [w.monthly() for w in charted]
+        lines += bar_chart(
+            "Monthly cost per workload (USD)",
+            [w.name for w in charted],
+            [
+                ("every call synchronous", SYNC_COLOUR, [m[0] for m in months if m]),
+                ("with the batch routing the policy allows", BATCH_COLOUR, [m[3] for m in months if m]),
+            ],
+            "USD per month",
+        )
+        lines.append("")
+    lines += ["### How these figures were worked out", ""]
+    lines += _method(audit)
+    if audit.unmatched:
+        names = ", ".join(f"{escape(k)} ({v})" for k, v in audit.unmatched.items())
+        lines += ["", f"Metrics records that match no workflow here (records): {names}."]
+    if audit.problems:
+        lines += ["", "### Problems", ""] + [f"- {escape(p)}" for p in audit.problems]
+    return "\n".join(lines) + "\n"
+
+
+def _method(audit: Audit) -> list[str]:
+    log = audit.metrics
+    measured = [w for w in audit.workloads if w.estimate and w.estimate.basis == "measured"]
+    assumed = [w for w in audit.workloads if w.estimate and w.estimate.basis == "assumed"]
+    lines = [
+        "- **Runs per month** (assumed from the schedule): the average number of times the cron expressions fire "
+        "in a calendar month, over a whole 400-year calendar cycle. It assumes every scheduled run happens; "
+        "GitHub may delay or drop scheduled runs when it is busy. A workflow without a schedule uses the rate "
+        "seen in the metrics log (measured), when the log has two runs or more.",
+    ]
+    if log.entries:
+        span = f"{log.entries[0].ts.date()} to {log.entries[-1].ts.date()}"
+        lines.append(
+            f"- **Tokens per run** (measured): {len(log.entries)} records from "
+            f"{', '.join(f'`{Path(f).name}`' for f in log.files)} ({span}), grouped into runs by run id; "
+            f"{len(measured)} workload{'s' if len(measured) != 1 else ''} matched."
+        )
+    else:
+        lines.append("- **Tokens per run**: no metrics log was given, so nothing was measured.")
+    if assumed:
+        lines.append(
+            f"- **Assumed tokens per run** for {', '.join(escape(w.name) for w in assumed)}: "
+            "from `--assume-tokens`; the model is the one the step names, else the provider's default."
+        )
+    lines += [
+        f"- **Prices**: the pricing table on {audit.prices_on.isoformat()}; batch at half price on every token "
+        "category (on Gemini, cache reads get no second discount).",
+        "- **Now** is every call synchronous, except for workloads already batched, where it is the recorded "
+        "cost of their runs (fallbacks included) scaled to a month. **With batch** moves the batch candidates "
+        "to batch prices and leaves the rest as they are.",
+    ]
+    return lines
+
+
+def to_json(audit: Audit) -> dict[str, Any]:
+    def workload(w: Workload) -> dict[str, Any]:
+        m = w.monthly()
+        e = w.estimate
+        return {
+            "workload": w.name,
+            "workflow": w.workflow.name,
+            "file": w.workflow.rel,
+            "events": w.workflow.events,
+            "schedules": [
+                {"cron": s.expr, "runs_per_month": s.cron.runs_per_month if s.cron else None}
+                for s in w.workflow.schedules
+            ],
+            "runs_per_month": w.runs_per_month,
+            "runs_per_month_basis": w.runs_basis,
+            "llm_steps": [
+                {
+                    "job": s.job,
+                    "step": s.step,
+                    "kind": s.kind,
+                    "engine": s.engine,
+                    "model": s.model,
+                    "evidence": s.evidence,
+                }
+                for s in w.steps
+            ],
+            "verdict": w.verdict,
+            "rule": w.decision.rule if w.decision else None,
+            "reason": w.decision.reason if w.decision else None,
+            "upgrade": w.decision.upgrade if w.decision else False,
+            "notes": w.notes,
+            "estimate": None
+            if e is None
+            else {
+                "basis": e.basis,
+                "runs_seen": e.runs_seen,
+                "first_seen": e.first_seen.isoformat() if e.first_seen else None,
+                "last_seen": e.last_seen.isoformat() if e.last_seen else None,
+                "tokens_per_run": e.per_run,
+                "sync_usd_per_run": round(e.sync_per_run, 6),
+                "batch_usd_per_run": round(e.batch_per_run, 6),
+                "now_ratio": round(e.now_ratio, 6),
+                "now_ratio_basis": e.now_ratio_basis,
+                "unpriced_models": e.unpriced,
+            },
+            "monthly_usd": None
+            if m is None
+            else {
+                "all_sync": round(m[0], 4),
+                "all_batch": round(m[1], 4),
+                "now": round(m[2], 4),
+                "with_batch": round(m[3], 4),
+                "savings": round(m[2] - m[3], 4),
+            },
+        }
+
+    return {
+        "workflows_dir": audit.root,
+        "workflow_files": audit.files,
+        "prices_on": audit.prices_on.isoformat(),
+        "metrics_files": audit.metrics.files,
+        "metrics_records": len(audit.metrics.entries),
+        "workloads": [workload(w) for w in audit.workloads],
+        "batch_candidates": [w.name for w in audit.candidates],
+        "monthly_usd": {k: round(v, 4) for k, v in audit.totals().items()},
+        "unmatched_metrics": audit.unmatched,
+        "problems": audit.problems,
+    }
+
+
+# -- entry points ------------------------------------------------------------------------------------
+
+
+def _assumption(text: str | None, model: str | None) -> Assumption | None:
+    if not text:
+        return None
+    try:
+        given, out = text.split(":", 1)
+        return Assumption(int(given), int(out), model)
+    except ValueError:
+        raise AuditError(f"--assume-tokens {text!r}: expected INPUT:OUTPUT, e.g. 40000:4000") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batch-arbiter audit",
+        description="Find scheduled LLM workloads that could run as batches and estimate the monthly savings.",
+    )
+    parser.add_argument("--workflows", type=Path, default=Path(".github/workflows"), help="workflows directory")
+    parser.add_argument("--metrics", type=Path, nargs="*", default=[], metavar="FILE", help="token-metrics JSONL")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument("--policy", type=Path, help="YAML routing policy (the built-in one when omitted)")
+    parser.add_argument("--pricing", type=Path, help="extra pricing rows (TSV)")
+    parser.add_argument("--on", type=date.fromisoformat, help="price date, YYYY-MM-DD (default today)")
+    parser.add_argument("--assume-tokens", metavar="INPUT:OUTPUT", help="tokens per run for unmeasured workloads")
+    parser.add_argument("--assume-model", metavar="MODEL", help="model for unmeasured workloads")
+    parser.add_argument("--repo-root", type=Path, help="where scripts named by run: steps live")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    from batch_arbiter.runner import Runner
+
+    args = _parser().parse_args(argv)
+    try:
+        missing = [str(p) for p in args.metrics if not p.is_file()]
+        if missing:
+            raise AuditError(f"metrics file not found: {', '.join(missing)}")
+        audit = run_audit(
+            args.workflows,
+            args.metrics,
+            prices=_prices(args.pricing),
+            policy=_policy(args.policy),
+            on=args.on,
+            assume=_assumption(args.assume_tokens, args.assume_model),
+            repo_root=args.repo_root,
+        )
+    except AuditError as exc:
+        print(f"batch-arbiter audit: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for problem in audit.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(to_json(audit), indent=2))
+        return EXIT_OK
+    markdown = to_markdown(audit)
+    print(markdown, end="")
+    runner = Runner.from_env()
+    if runner.summary_path is not None:
+        runner.write_summary(markdown)
+    return EXIT_OK
+
+
+def _prices(path: Path | None) -> PriceTable:
+    try:
+        return PriceTable.load(path)
+    except PricingError as exc:
+        raise AuditError(str(exc)) from None
+
+
+def _policy(path: Path | None) -> Policy:
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        raise AuditError(str(exc)) from None
+
+
+def run_step(settings: Settings, runner: Runner) -> int:
+    """`mode: audit` in a workflow: audit the repository's workflows into the step summary."""
+    workspace = runner.workspace.resolve()
+
+    def inside(value: str, name: str) -> Path:
+        path = (workspace / value).resolve()
+        if not path.is_relative_to(workspace):
+            raise AuditError(f"input `{name}`: {value!r} is outside the workspace")
+        return path
+
+    try:
+        metrics: list[Path] = []
+        for pattern in (settings.metrics_file or "").splitlines():
+            pattern = pattern.strip()
+            if not pattern:
+                continue
+            matches = sorted(workspace.glob(pattern)) if any(c in pattern for c in "*?[") else [workspace / pattern]
+            found = [inside(str(m.relative_to(workspace)), "metrics-file") for m in matches if m.is_file()]
+            if not found:
+                runner.warning(f"metrics-file: nothing at {pattern}; costs need a metrics log from earlier runs")
+            metrics += found
+        audit = run_audit(
+            workspace / ".github" / "workflows",
+            metrics,
+            prices=_prices(inside(settings.pricing_file, "pricing-file") if settings.pricing_file else None),
+            policy=_policy(inside(settings.policy_file, "policy-file") if settings.policy_file else None),
+            repo_root=workspace,
+        )
+        out_dir = inside(settings.output_dir, "output-dir")
+    except AuditError as exc:
+        runner.error(str(exc), title="batch-arbiter: bad input")
+        return EXIT_BAD_INPUT
+    for problem in audit.problems:
+        runner.warning(problem, title="batch-arbiter audit")
+    markdown = to_markdown(audit)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "audit.md").write_text(markdown, encoding="utf-8")
+    (out_dir / "audit.json").write_text(json.dumps(to_json(audit), indent=2) + "\n", encoding="utf-8")
+    runner.write_summary(markdown)
+    totals = audit.totals()
+    runner.set_outputs(
+        {
+            "mode": "audit",
+            "status": "succeeded",
+            "results-dir": str(out_dir),
+            "results-file": str(out_dir / "audit.json"),
+            "batch-candidates": ",".join(w.name for w in audit.candidates),
+            "monthly-savings-usd": f"{totals['savings_usd']:.2f}",
+        }
+    )
+    return EXIT_OK

@@ -1,0 +1,286 @@
+"""The token-metrics log: one JSON line per run, appended safely, and read back for the reports.
+
+The layout is the origin's token-metrics record (`ts`, `workflow`, `tier`, `engine`, `model`, token
+counts, `et`, `run_id`, `context`), so its tooling can read our lines, extended with what a batch run
+adds: `workload`, `provider`, `mode`, `requests`, `cost_usd`, `sync_cost_usd`, `savings_usd` and
+`cache_creation_1h_tokens` (1-hour cache writes are priced higher, and batch runs write them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batch_arbiter.pricing import PriceTable, PricingError
+from batch_arbiter.records import Usage
+
+if TYPE_CHECKING:
+    from batch_arbiter.engine import RunResult
+    from batch_arbiter.report import RunContext
+    from batch_arbiter.runner import Runner
+
+# The origin's Effective Tokens: model multiplier (input price relative to this model) times
+# 1.0 x input + 0.1 x cache reads + 4.0 x output.
+ET_BASELINE_MODEL = "claude-haiku-4-5"
+ENGINES = {"anthropic": "claude", "gemini": "gemini"}
+_PROVIDERS = {v: k for k, v in ENGINES.items()}
+
+
+def et_multiplier(model: str, prices: PriceTable, on: date) -> float:
+    try:
+        base = prices.rate(ET_BASELINE_MODEL, on).input
+        return prices.rate(model, on).input / base if base > 0 else 1.0
+    except PricingError:
+        return 1.0
+
+
+def effective_tokens(model: str, usage: Usage, prices: PriceTable, on: date) -> float:
+    raw = usage.input_tokens + 0.1 * usage.cache_read_tokens + 4.0 * usage.output_tokens
+    return round(et_multiplier(model, prices, on) * raw, 2)
+
+
+def run_url(env: Mapping[str, str]) -> str:
+    repo, run_id = env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
+    if not (repo and run_id):
+        return ""
+    server = env.get("GITHUB_SERVER_URL") or "https://github.com"
+    return f"{server}/{repo}/actions/runs/{run_id}"
+
+
+def run_record(
+    ctx: RunContext,
+    result: RunResult,
+    *,
+    prices: PriceTable,
+    now: datetime,
+    workflow: str | None,
+    env: Mapping[str, str],
+) -> dict[str, Any]:
+    t = result.totals
+    u = t.usage
+    return {
+        "ts": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "workflow": workflow or ctx.workload,
+        "tier": "batch" if t.via.get("batch", 0) or result.mode == "pending" else "sync",
+        "engine": ENGINES.get(ctx.provider, ctx.provider),
+        "model": ctx.model,
+        "input_tokens": u.input_tokens,
+        "cache_read_tokens": u.cache_read_tokens,
+        "cache_creation_tokens": u.cache_creation_tokens,
+        "output_tokens": u.output_tokens,
+        "et": effective_tokens(ctx.model, u, prices, now.date()),
+        "run_id": env.get("GITHUB_RUN_ID", ""),
+        "context": run_url(env),
+        "workload": ctx.workload,
+        "provider": ctx.provider,
+        "mode": result.mode,
+        "requests": t.requests,
+        "cost_usd": round(t.cost_usd, 8),
+        "sync_cost_usd": round(t.sync_cost_usd, 8),
+        "savings_usd": round(t.savings_usd, 8),
+        "cache_creation_1h_tokens": u.cache_creation_1h_tokens,
+    }
+
+
+def append(path: Path, record: Mapping[str, Any]) -> None:
+    """Append one line, whole, even when other jobs append to the same file at the same moment.
+
+    O_APPEND makes every write land at the end; the exclusive lock keeps a line that needs more than
+    one write() from interleaving with another writer's, and lets us repair a torn last line first.
+    """
+    line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        _lock(fd)
+        size = os.fstat(fd).st_size
+        if size and _last_byte(fd, size) != b"\n":
+            # A writer killed mid-line left it unterminated; start ours on a line of its own.
+            line = b"\n" + line
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _last_byte(fd: int, size: int) -> bytes:
+    os.lseek(fd, size - 1, os.SEEK_SET)
+    return os.read(fd, 1)
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: O_APPEND alone keeps single-write lines whole
+        return
+    # Some network filesystems refuse flock; appending still works there, only without the lock.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def log_run(
+    path: Path | None,
+    ctx: RunContext,
+    result: RunResult,
+    runner: Runner,
+    prices: PriceTable,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Append this run's record to `metrics-file`. Never fails the run: problems become a warning."""
+    if path is None:
+        return
+    if result.mode == "pending" and not result.totals.cost_usd and not result.totals.usage.output_tokens:
+        runner.log(f"metrics: nothing spent yet (batch left pending); the run that collects it logs to {path.name}")
+        return
+    try:
+        record = run_record(
+            ctx,
+            result,
+            prices=prices,
+            now=datetime.now(UTC),
+            workflow=runner.workflow,
+            env=os.environ if env is None else env,
+        )
+        append(path, record)
+    except Exception as exc:
+        runner.warning(f"metrics-file: could not append to {path}: {exc}; the run itself is unaffected")
+        return
+    runner.log(f"metrics: appended this run's record to {path}")
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One token-usage record, from our runs or from the origin's per-call log."""
+
+    ts: datetime
+    workflow: str
+    workload: str | None
+    model: str
+    engine: str
+    tier: str
+    usage: Usage
+    run_id: str
+    mode: str | None
+    requests: int | None
+    cost_usd: float | None
+    sync_cost_usd: float | None
+    source: str
+
+    @property
+    def name(self) -> str:
+        """The workload the record belongs to (origin records only name their workflow)."""
+        return self.workload or self.workflow or "unknown"
+
+    @property
+    def provider(self) -> str | None:
+        return _PROVIDERS.get(self.engine)
+
+    @property
+    def run_key(self) -> str:
+        # The origin logs one record per call; its calls in one run share the run id.
+        return self.run_id or self.source
+
+    @property
+    def batched(self) -> bool:
+        return (self.mode or self.tier or "").startswith("batch")
+
+
+@dataclass
+class Log:
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def read(paths: Iterable[Path]) -> Log:
+    """Every token-usage record in `paths`. Unreadable lines are reported, never fatal."""
+    log = Log()
+    for path in paths:
+        log.files.append(str(path))
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            log.problems.append(f"{path}: cannot read ({exc.strerror})")
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                data = json.loads(line)
+            except ValueError:
+                log.problems.append(f"{where}: not a JSON object; skipped")
+                continue
+            if not isinstance(data, dict):
+                log.problems.append(f"{where}: not a JSON object; skipped")
+                continue
+            if data.get("kind"):
+                continue  # the origin keeps other record kinds in the same file
+            entry = _entry(data, where)
+            if entry is None:
+                log.problems.append(f"{where}: no usable `ts`; skipped")
+            else:
+                log.entries.append(entry)
+    log.entries.sort(key=lambda e: e.ts)
+    return log
+
+
+def _entry(data: Mapping[str, Any], where: str) -> Entry | None:
+    try:
+        ts = datetime.fromisoformat(str(data.get("ts", "")))
+    except ValueError:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    usage = Usage(
+        input_tokens=_int(data.get("input_tokens")),
+        output_tokens=_int(data.get("output_tokens")),
+        cache_read_tokens=_int(data.get("cache_read_tokens")),
+        cache_creation_tokens=_int(data.get("cache_creation_tokens")),
+        cache_creation_1h_tokens=_int(data.get("cache_creation_1h_tokens")),
+    )
+    engine = str(data.get("engine") or "")
+    provider = data.get("provider")
+    if not engine and isinstance(provider, str):
+        engine = ENGINES.get(provider, provider)
+    return Entry(
+        ts=ts.astimezone(UTC),
+        workflow=str(data.get("workflow") or ""),
+        workload=str(data["workload"]) if data.get("workload") else None,
+        model=str(data.get("model") or ""),
+        engine=engine,
+        tier=str(data.get("tier") or ""),
+        usage=usage,
+        run_id=str(data.get("run_id") or ""),
+        mode=str(data["mode"]) if data.get("mode") else None,
+        requests=_int(data["requests"]) if "requests" in data else None,
+        cost_usd=_float(data.get("cost_usd")),
+        sync_cost_usd=_float(data.get("sync_cost_usd")),
+        source=where,
+    )
+
+
+def _int(value: Any) -> int:
+    if type(value) is int:
+        return max(value, 0)
+    try:
+        return max(int(float(value)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None

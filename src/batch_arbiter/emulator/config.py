@@ -5,9 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Every route name a Fault may target. Anthropic routes only for now; a second API would add its own
-# names (e.g. prefixed "gemini.") rather than reuse these.
-ROUTES = frozenset({"create", "retrieve", "list", "cancel", "delete", "results", "messages", "models", "count_tokens"})
+# Every route name a Fault may target: the Anthropic API's, then the Gemini API's (its own names, so a
+# fault aimed at one provider never hits the other).
+ANTHROPIC_ROUTES = frozenset(
+    {"create", "retrieve", "list", "cancel", "delete", "results", "messages", "models", "count_tokens"}
+)
+GEMINI_ROUTES = frozenset(
+    {
+        "gemini_generate",
+        "gemini_count_tokens",
+        "gemini_create",
+        "gemini_list",
+        "gemini_get",
+        "gemini_cancel",
+        "gemini_delete",
+        "files_upload",
+        "files_download",
+        "files_get",
+    }
+)
+ROUTES = ANTHROPIC_ROUTES | GEMINI_ROUTES
 
 # "hang" is not a result type on the wire: it keeps an item processing until the batch is canceled.
 OUTCOMES = frozenset({"succeeded", "errored", "expired", "canceled", "hang", "missing"})
@@ -52,6 +69,15 @@ class EmulatorConfig:
     api_key: str | None = None
     # How long a canceled batch stays `canceling` before it ends; non-zero so that clients must poll.
     cancel_seconds: float = 0.05
+    # Synchronous generation calls (Anthropic messages, Gemini generateContent) allowed per second;
+    # above it they get 429 with a `retry-after` of when the next slot frees. None = no limit.
+    sync_rate_limit: float | None = None
+    # Gemini: the largest inline batch body accepted (the real API's limit is 20 MB); tests set it small
+    # to drive clients onto the file-input path.
+    gemini_inline_limit_bytes: int = 20 * 1024 * 1024
+    # Gemini: when set, every job ends FAILED with this reason (the `[[emulator:job-failed]]` marker
+    # fails a single job).
+    gemini_job_error: str | None = None
 
     def __post_init__(self) -> None:
         for glob, outcome in self.outcomes.items():

@@ -11,6 +11,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .anthropic_api import AnthropicApi, Batch
 from .config import Call, EmulatorConfig, Fault
+from .gemini_api import GeminiApi, GeminiJob
 from .routing import HttpError, Match, Request, Response, Router, random_id
 
 _log = logging.getLogger(__name__)
@@ -38,10 +40,13 @@ class Emulator:
         self._calls: list[Call] = []
         self._calls_lock = threading.Lock()
         self._fault_lock = threading.Lock()
+        self._rate_window, self._rate_used = -1, 0
         # A lambda, not the object: tests may replace `emulator.config` wholesale while it runs.
         self.anthropic = AnthropicApi(lambda: self.config)
         self._router = Router()
         self._router.add_api(self.anthropic)
+        self.gemini = GeminiApi(lambda: self.config)
+        self._router.add_api(self.gemini)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -96,6 +101,10 @@ class Emulator:
         """The live internal record of a batch (KeyError if unknown), brought up to date first."""
         return self.anthropic.batch(batch_id)
 
+    def gemini_job(self, name: str) -> GeminiJob:
+        """The live record of a Gemini batch job (`batches/x` or `x`; KeyError if unknown), brought up to date."""
+        return self.gemini.job(name)
+
     # --- request handling -----------------------------------------------------------------------
 
     def dispatch(self, request: Request) -> tuple[str, Response]:
@@ -113,6 +122,8 @@ class Emulator:
             # Credentials first, faults second: a faulted route still refuses a caller who has no key.
             route.api.authorize(request)
             fault = self._take_fault(route.name)
+            if fault is None and route.name in _RATE_LIMITED:
+                self._rate_limit()
             if fault is None:
                 return route.name, route.handler(request, found.params)
             if fault.kind == "drop":
@@ -136,6 +147,21 @@ class Emulator:
         """An error for a request no route has claimed, in the main API's format."""
         return self._router.fallback_api.error_response(request, error)
 
+    def _rate_limit(self) -> None:
+        """A fixed window per second: the simplest limiter that still answers with a truthful retry-after."""
+        limit = self.config.sync_rate_limit
+        if limit is None:
+            return
+        with self._fault_lock:
+            now = time.monotonic()
+            window = int(now)
+            if window != self._rate_window:
+                self._rate_window, self._rate_used = window, 0
+            if self._rate_used >= limit:
+                wait = window + 1 - now
+                raise HttpError(429, "rate limit exceeded", "rate_limit_error", [("retry-after", f"{wait:.3f}")])
+            self._rate_used += 1
+
     def _take_fault(self, route: str) -> Fault | None:
         with self._fault_lock:
             for fault in self.config.faults:
@@ -150,6 +176,9 @@ class Emulator:
         call = Call(route, request.method, request.path, request.query, headers, request.parsed_body(), status)
         with self._calls_lock:
             self._calls.append(call)
+
+
+_RATE_LIMITED = frozenset({"messages", "gemini_generate"})
 
 
 def _seconds(value: float) -> str:

@@ -18,6 +18,8 @@ from batch_arbiter.records import Outcome, PromptRequest, Status, Usage
 
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
 RETRY_AFTER_CAP_SECONDS = 30.0
+# Retries of one synchronous call (429s with retry-after are expected in a large fallback).
+SYNC_MAX_RETRIES = 6
 # Attempts at creating one batch; each ambiguous failure is checked against the batch list first.
 CREATE_ATTEMPTS = 3
 # Batches created this long before our first attempt still count as ours (clock skew).
@@ -65,6 +67,8 @@ class AnthropicProvider:
             timeout=httpx2.Timeout(config.request_timeout, connect=10.0),
             http_client=anthropic.DefaultHttpxClient(event_hooks={"response": [capped_retry_after(self._wait_cap)]}),
         )
+        # A fallback of many calls meets rate limits as a matter of course: more patience per call.
+        self._sync = self._client.with_options(max_retries=SYNC_MAX_RETRIES)
 
     def _wait_cap(self) -> float:
         """Before the deadline, no wait may run past it; after it (the fallback), the plain cap."""
@@ -214,10 +218,12 @@ class AnthropicProvider:
 
     # -- sync ------------------------------------------------------------------------------------
 
-    def run_sync(self, request: PromptRequest, spec: RunSpec) -> Outcome:
+    def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
+        # Anthropic has no slower, cheaper synchronous tier, so the time left changes nothing here.
+        del deadline_remaining
         try:
             # An explicit timeout also lifts the SDK's client-side refusal of large max_tokens.
-            message = self._client.messages.create(
+            message = self._sync.messages.create(
                 **self.params(request, spec, batch=False), timeout=self._config.sync_timeout
             )
         except anthropic.APIError as exc:

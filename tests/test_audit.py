@@ -128,7 +128,7 @@ def test_llm_steps_are_found_where_the_origin_puts_them(audit: Audit) -> None:
         "daily-pr-review-health": [("claude CLI", "claude", "claude-sonnet-4-6", "health-check")],
         "actions-fleet-monitor": [("claude CLI", "claude", "claude-haiku-4-5", "monitor")],
         "dependency-audit": [("gemini CLI", "gemini", "gemini-2.5-flash", "audit")],
-        "weekly-report": [("API call", "claude", None, "report")],
+        "weekly-report": [("API call", "claude", "claude-sonnet-4-6", "report")],
         "docs-digest": [("batch-arbiter", "claude", "claude-sonnet-5-5", "digest")],
         "ci": [],
     }
@@ -226,18 +226,29 @@ def test_markdown_and_json_report(audit: Audit) -> None:
     assert ideation["upgrade"] is True and any("upgrades it to" in n for n in ideation["notes"])
 
 
-def test_unmeasured_workloads_use_the_assumption_and_say_so(repo: Path) -> None:
+def test_unmeasured_workloads_use_the_assumption_and_say_so(repo: Path, tmp_path: Path) -> None:
     result = run_audit(repo / ".github" / "workflows", on=ON, assume=Assumption(10_000, 1_000))
     weekly = next(w for w in result.workloads if w.workflow.stem == "weekly-report")
     assert weekly.estimate is not None and weekly.estimate.basis == "assumed"
-    # No model in the script: the provider's default, claude-sonnet-5-5 ($2 / $10).
-    assert weekly.estimate.models == ["claude-sonnet-5-5"]
+    # The model the script names, claude-sonnet-4-6 ($3 / $15): $0.045 a run, synchronously.
+    assert weekly.estimate.models == ["claude-sonnet-4-6"]
     assert weekly.monthly() == pytest.approx(
-        (0.03 * WEEKDAY_PER_MONTH, 0.015 * WEEKDAY_PER_MONTH, 0.03 * WEEKDAY_PER_MONTH, 0.015 * WEEKDAY_PER_MONTH)
+        (0.045 * WEEKDAY_PER_MONTH, 0.0225 * WEEKDAY_PER_MONTH, 0.045 * WEEKDAY_PER_MONTH, 0.0225 * WEEKDAY_PER_MONTH)
     )
     assert "assumed tokens per run" in to_markdown(result)
     bare = run_audit(repo / ".github" / "workflows", on=ON)
     assert bare.estimated == [] and "no metrics for this workload" in to_markdown(bare)
+    # A step that names no model: the provider's default, claude-sonnet-5-5 ($2 / $10).
+    workflows = _tree(
+        tmp_path,
+        {
+            ".github/workflows/n.yml": "on:\n  schedule:\n    - cron: '0 1 * * *'\njobs:\n  x:\n    steps:\n"
+            "      - run: claude -p 'go'\n"
+        },
+    )
+    (nightly,) = run_audit(workflows, on=ON, assume=Assumption(10_000, 1_000)).workloads
+    assert nightly.estimate is not None and nightly.estimate.models == ["claude-sonnet-5-5"]
+    assert nightly.estimate.sync_per_run == pytest.approx(0.03)
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:

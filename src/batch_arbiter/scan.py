@@ -48,6 +48,8 @@ MAX_DEPTH = 3
 _SEGMENT_SPLIT = re.compile(r"\|\||&&|[|;&`]|\$\(|\(|\)")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _MODEL_FLAG = re.compile(r"(?:--model|-m)[=\s]+['\"]?([A-Za-z0-9._:/-]+)")
+# A model id written in code or a request body: `model="claude-..."`, `"model": "gemini-..."`.
+_MODEL_IN_CODE = re.compile(r"\bmodel['\"]?\s*[=:]\s*['\"]((?:claude|gemini)-[A-Za-z0-9._-]+)['\"]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +368,7 @@ class _Scanner:
             found = _api_markers(text)
             if found:
                 engine, what = found
-                hits.append(("API call", engine, _flag_model(text), f"{where} {what}"))
+                hits.append(("API call", engine, _code_model(text), f"{where} {what}"))
         return hits
 
     def _resolve(self, script: str, base: Path) -> Path | None:
@@ -391,7 +393,7 @@ class _Scanner:
             hits = self._scan_text(text, path.parent, rel + ":", depth + 1, seen)
         else:
             found = _api_markers(text)
-            hits = [("API call", found[0], _flag_model(text), f"{rel} {found[1]}")] if found else []
+            hits = [("API call", found[0], _code_model(text), f"{rel} {found[1]}")] if found else []
         self._script_cache[path] = hits
         return hits
 
@@ -471,6 +473,12 @@ def _model(values: Any) -> str | None:
         if isinstance(value, str) and value.strip() and "${{" not in value:
             return value.strip()
     return None
+
+
+def _code_model(text: str) -> str | None:
+    """The model a script asks for, when it names exactly one."""
+    models = set(_MODEL_IN_CODE.findall(text))
+    return models.pop() if len(models) == 1 else None
 
 
 def _flag_model(text: str) -> str | None:

@@ -399,9 +399,9 @@ def to_markdown(audit: Audit) -> str:
     ]
     if audit.estimated:
         lines += [
-            f"Estimated LLM cost of the estimated workloads: **{money(t['now_usd'])} a month now, "
-            f"{money(t['with_batch_usd'])} with batch**, saving **{money(t['savings_usd'])} a month** "
-            f"(prices of {audit.prices_on.isoformat()}).",
+            f"Monthly LLM cost of the {len(audit.estimated)} workload{'s' if len(audit.estimated) != 1 else ''} "
+            f"with figures: **{money(t['now_usd'])} now, {money(t['with_batch_usd'])} with batch**, "
+            f"saving **{money(t['savings_usd'])} a month** (prices of {audit.prices_on.isoformat()}).",
             "",
         ]
     elif llm and not audit.metrics.files:

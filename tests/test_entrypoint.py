@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from batch_arbiter.emulator import Emulator
@@ -88,35 +85,3 @@ def test_bad_input_from_the_runner_exits_2(tmp_path: Path, emulator: Emulator) -
     assert proc.returncode == 2
     assert proc.stdout.startswith("::error title=batch-arbiter%3A bad input::input `effort`")
     assert emulator.calls() == []
-
-
-def test_sigterm_leaves_state_to_collect_later(tmp_path: Path, emulator: Emulator) -> None:
-    emulator.config.default_outcome = "hang"
-    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
-    files.mkdir()
-    write_prompts(ws, {"ideas/a.md": "Idea A", "ideas/b.md": "Idea B"})
-    env = runner_env(ws, files, emulator, prompt_files="ideas/*.md", mode="batch")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batch_arbiter"],
-        cwd=ws,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    state_path = ws / "batch-results" / "state.json"
-    deadline = time.monotonic() + 30
-    while not state_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    started = time.monotonic()
-    out, _ = proc.communicate(timeout=10)
-    assert time.monotonic() - started < 5
-    assert proc.returncode == 1, out
-    state = json.loads(state_path.read_text())
-    assert state["batch_id"].startswith("msgbatch_") and state["status"] == "submitted"
-    assert sorted(state["custom_ids"]) == ["ideas_a_md", "ideas_b_md"]
-    assert f"batch-id: {state['batch_id']}" in out
-    assert parse_outputs((files / "set_output").read_text())["status"] == "pending"
-    results = [json.loads(x) for x in (ws / "batch-results" / "results.jsonl").read_text().splitlines()]
-    assert {r["status"] for r in results} == {"pending"} and len(results) == 2

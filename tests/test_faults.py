@@ -16,7 +16,7 @@ from batch_arbiter.engine import RunResult
 from batch_arbiter.policy import Decision
 from batch_arbiter.report import RunContext, summary
 from batch_arbiter.results import Totals
-from support import API_KEY, run_action, write_prompts
+from support import API_KEY, parse_outputs, run_action, write_prompts
 from test_entrypoint import runner_env
 
 PROMPTS = {f"prompts/p{i}.md": f"Prompt number {i}." for i in range(5)}
@@ -148,6 +148,10 @@ def test_cancellation_leaves_state_and_post_step_cancels_the_batch(
     state = json.loads(state_path.read_text())
     assert state["status"] == "submitted" and sorted(state["custom_ids"]) == sorted(IDS)
     assert emulator.calls("cancel") == []
+    assert f"batch-id: {state['batch_id']}" in out
+    assert parse_outputs((files / "set_output").read_text())["status"] == "pending"
+    lines = [json.loads(x) for x in (ws / "batch-results" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["custom_id"] for r in lines) == sorted(IDS) and {r["status"] for r in lines} == {"pending"}
 
     post = subprocess.run(
         [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60

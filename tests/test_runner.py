@@ -5,26 +5,7 @@ import re
 from pathlib import Path
 
 from batch_arbiter.runner import SUMMARY_LIMIT_BYTES, Runner
-
-
-def parse_output_file(text: str) -> dict[str, str]:
-    """Parse GITHUB_OUTPUT the way the runner does: `name<<DELIM` ... `DELIM`."""
-    values: dict[str, str] = {}
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        if "<<" in lines[i]:
-            name, delim = lines[i].split("<<", 1)
-            end = lines.index(delim, i + 1)
-            values[name] = "\n".join(lines[i + 1 : end])
-            i = end + 1
-        elif "=" in lines[i]:
-            name, value = lines[i].split("=", 1)
-            values[name] = value
-            i += 1
-        else:
-            i += 1
-    return values
+from support import parse_outputs
 
 
 def make_runner(tmp_path: Path) -> tuple[Runner, io.StringIO]:
@@ -41,7 +22,7 @@ def test_outputs_use_fresh_random_delimiters(tmp_path: Path) -> None:
     text = (tmp_path / "output").read_text()
     delimiters = re.findall(r"<<(ghadelimiter_[0-9a-f-]{36})", text)
     assert len(delimiters) == 2 and delimiters[0] != delimiters[1]
-    assert parse_output_file(text) == {"model": forged, "status": "failed"}
+    assert parse_outputs(text) == {"model": forged, "status": "failed"}
 
 
 def test_secrets_are_masked_and_redacted_everywhere(tmp_path: Path) -> None:

@@ -109,11 +109,15 @@ class RunnerHost:
         )
         return env
 
-    def command(self, env: dict[str, str], network: str = "host", name: str | None = None) -> list[str]:
+    def command(
+        self, env: dict[str, str], network: str = "host", name: str | None = None, entrypoint: str | None = None
+    ) -> list[str]:
         """`docker run` as ContainerActionHandler builds it: `-e NAME` only, values from the process env."""
         cmd = ["docker", "run", "--rm", "--workdir", "/github/workspace", "--network", network]
         if name:
             cmd += ["--name", name]
+        if entrypoint:
+            cmd += ["--entrypoint", entrypoint]
         for host_dir, container_dir in (
             (self.home, "/github/home"),
             (self.workflow, "/github/workflow"),
@@ -128,9 +132,11 @@ class RunnerHost:
     def process_env(self, env: dict[str, str]) -> dict[str, str]:
         return {**os.environ, **env}
 
-    def run(self, env: dict[str, str], network: str = "host", timeout: float = 120) -> Step:
+    def run(
+        self, env: dict[str, str], network: str = "host", timeout: float = 120, entrypoint: str | None = None
+    ) -> Step:
         proc = subprocess.run(
-            self.command(env, network),
+            self.command(env, network, entrypoint=entrypoint),
             env=self.process_env(env),
             capture_output=True,
             text=True,
@@ -257,3 +263,27 @@ def test_cancelled_step_keeps_the_batch(
     state = json.loads((host.workspace / "batch-results" / "state.json").read_text(encoding="utf-8"))
     assert state["batch_id"] == step.outputs["batch-id"]
     assert {r["status"] for r in step.results()} == {"pending"}
+
+
+def test_post_step_cancels_the_batch_a_killed_step_left(
+    host: RunnerHost, emulator: Emulator, container_name: str
+) -> None:
+    # Past its grace period the runner kills the step outright; then runs `post-entrypoint` in a new container.
+    emulator.config.default_outcome = "hang"
+    write_prompts(host.workspace, {"p/a.md": "Idea A"})
+    env = host.env(prompt_files="p/a.md", mode="batch", api_key="sk-ant-x", base_url=emulator.base_url)
+    proc = subprocess.Popen(
+        host.command(env, name=container_name), env=host.process_env(env), stdout=subprocess.DEVNULL
+    )
+    state_path = host.workspace / "batch-results" / "state.json"
+    deadline = time.monotonic() + 60
+    while not state_path.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    subprocess.run(["docker", "kill", container_name], check=True, capture_output=True)
+    proc.wait(timeout=30)
+    batch_id = json.loads(state_path.read_text(encoding="utf-8"))["batch_id"]
+
+    post = host.run(env, entrypoint=ACTION["runs"]["post-entrypoint"])
+    assert post.code == 0, post.stdout + post.stderr
+    assert [c.path for c in emulator.calls("cancel")] == [f"/v1/messages/batches/{batch_id}/cancel"]
+    assert json.loads(state_path.read_text(encoding="utf-8"))["status"] == "canceled"

@@ -9,7 +9,7 @@ can never redirect a run that names its endpoint.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -24,9 +24,8 @@ SWITCH = "BATCH_ARBITER_EMULATOR"
 DUMMY_KEY = "bundled-emulator-no-key"
 
 
-def enabled(env: Mapping[str, str] | None = None) -> bool:
-    value = (os.environ if env is None else env).get(SWITCH, "")
-    return value.strip().lower() in ("1", "true", "yes")
+def enabled() -> bool:
+    return os.environ.get(SWITCH, "").strip().lower() in ("1", "true", "yes")
 
 
 @contextmanager

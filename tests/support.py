@@ -87,3 +87,76 @@ def run_action(workspace: Path, emulator: Emulator | None, **inputs: Any) -> Run
         results,
         workspace,
     )
+
+
+# --- the provider contract: what differs between providers, as the emulator names it -------------
+
+
+@dataclass(frozen=True)
+class ProviderProfile:
+    """One provider as the shared contract suite sees it: its emulator routes and how its wire spells things."""
+
+    name: str
+    # A model with effort levels and an effort it takes, for the happy path.
+    model: str
+    effort: str
+    # Emulator route names of the calls the contract counts.
+    create: str
+    status: str
+    cancel: str
+    sync: str
+    batch_id_prefix: str
+    # How the API names a malformed request in its errors.
+    invalid_request: str
+    # A model of the other provider, which this provider must refuse.
+    foreign_model: str
+
+    def run(self, workspace: Path, emulator: Emulator | None, **inputs: Any) -> Run:
+        inputs.setdefault("provider", self.name)
+        return run_action(workspace, emulator, **inputs)
+
+    def sync_prompts(self, emulator: Emulator) -> list[str]:
+        """The last user text of every synchronous call, sorted."""
+        texts = []
+        for call in emulator.calls(self.sync):
+            if not call.body:
+                continue
+            if self.name == "anthropic":
+                texts.append(call.body["messages"][-1]["content"])
+            else:
+                texts.append(call.body["contents"][-1]["parts"][0]["text"])
+        return sorted(texts)
+
+    def batch_requests(self, emulator: Emulator) -> list[dict[str, Any]]:
+        """The requests of the first batch created, as sent (Anthropic params, Gemini inline requests)."""
+        body = emulator.calls(self.create)[0].body
+        if self.name == "anthropic":
+            return [r["params"] for r in body["requests"]]
+        return [r["request"] for r in body["batch"]["inputConfig"]["requests"]["requests"]]
+
+
+ANTHROPIC = ProviderProfile(
+    name="anthropic",
+    model="claude-opus-5-5",
+    effort="max",
+    create="create",
+    status="retrieve",
+    cancel="cancel",
+    sync="messages",
+    batch_id_prefix="msgbatch_",
+    invalid_request="invalid_request_error",
+    foreign_model="gemini-2.5-pro",
+)
+GEMINI = ProviderProfile(
+    name="gemini",
+    model="gemini-4-argon",
+    effort="high",
+    create="gemini_create",
+    status="gemini_get",
+    cancel="gemini_cancel",
+    sync="gemini_generate",
+    batch_id_prefix="batches/",
+    invalid_request="INVALID_ARGUMENT",
+    foreign_model="claude-opus-5-5",
+)
+PROVIDERS = {p.name: p for p in (ANTHROPIC, GEMINI)}

@@ -73,3 +73,38 @@ def test_user_pricing_file_wins_ties_and_is_validated(tmp_path: Path) -> None:
     extra.write_text("claude-x\t2026-01-01\t1\t1\n", encoding="utf-8")
     with pytest.raises(PricingError, match="expected 6 tab-separated columns"):
         PriceTable.load(extra)
+
+
+def test_long_context_tier_prices_one_request_by_its_prompt_size(table: PriceTable) -> None:
+    # gemini-2.5-pro: 1.25 / 10 up to 200k prompt tokens, 2.50 / 15 above (model-pricing-long-context.tsv).
+    assert table.rate("gemini-2.5-pro", DAY, prompt_tokens=200_000).input == 1.25
+    assert table.rate("gemini-2.5-pro", DAY, prompt_tokens=200_001).input == 2.50
+    assert table.rate("gemini-3.1-pro-preview", DAY, prompt_tokens=250_000).output == 18
+    assert table.rate("gemini-2.5-flash", DAY, prompt_tokens=900_000).input == 0.30  # no tier: base rate
+    # Cached tokens count towards the prompt size; the tier rate then applies to every category.
+    u = Usage(input_tokens=150_000, cache_read_tokens=100_000, output_tokens=10_000)
+    assert table.cost("gemini-2.5-pro", u, DAY, batch=False, per_request=True) == pytest.approx(
+        (150_000 * 2.50 + 100_000 * 0.25 + 10_000 * 15) / 1e6
+    )
+    # Totals over many requests are no prompt size: without per_request, the base rate.
+    assert table.cost("gemini-2.5-pro", u, DAY, batch=False) == pytest.approx(
+        (150_000 * 1.25 + 100_000 * 0.125 + 10_000 * 10) / 1e6
+    )
+
+
+def test_a_user_pricing_file_may_add_dated_long_context_tiers(tmp_path: Path) -> None:
+    extra = tmp_path / "prices.tsv"
+    extra.write_text(
+        "model_glob\teffective_from\tinput\tcache_read\tcache_write\toutput\tabove_prompt_tokens\n"
+        "gemini-2.5-pro*\t2026-12-01\t3\t0.3\t3\t16\t200000\n"
+        "claude-haiku-5-5*\t2026-01-01\t0.50\t0.05\t0.625\t2.50\t100000\n",
+        encoding="utf-8",
+    )
+    table = PriceTable.load(extra)
+    assert table.rate("gemini-2.5-pro", date(2026, 11, 30), prompt_tokens=300_000).input == 2.50
+    assert table.rate("gemini-2.5-pro", date(2026, 12, 1), prompt_tokens=300_000).input == 3
+    assert table.rate("claude-haiku-5-5", DAY, prompt_tokens=100_001).output == 2.50
+    assert table.rate("claude-haiku-5-5", DAY).output == 0.50
+    extra.write_text("gemini-x*\t2026-01-01\t1\t1\t1\t1\tmany\n", encoding="utf-8")
+    with pytest.raises(PricingError, match=r"prices\.tsv:1"):
+        PriceTable.load(extra)

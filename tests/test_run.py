@@ -1,4 +1,5 @@
-"""The action end to end: the real anthropic SDK over HTTP against the bundled emulator."""
+"""The provider contract, end to end: every provider passes the same scenarios, each through its real SDK
+(anthropic, google-genai) over HTTP against the bundled emulator."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batch_arbiter.emulator import Emulator, Fault
-from support import API_KEY, run_action, write_prompts
+from support import API_KEY, PROVIDERS, ProviderProfile, write_prompts
 
 PROMPTS = {
     "prompts/alpha.md": "Propose a feature for the CLI.",
@@ -27,33 +28,40 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
-def sync_prompts(emulator: Emulator) -> list[str]:
-    return sorted(c.body["messages"][-1]["content"] for c in emulator.calls("messages") if c.body)
+# A deadline this short leaves no room for Gemini's Flex tier, so every provider's fallback runs at the
+# standard price and the cost assertions below hold for all of them (Flex has its own tests).
+NO_FLEX_MINUTES = 10
 
 
-def test_happy_path_all_via_batch_about_half_price(ws: Path, emulator: Emulator) -> None:
-    run = run_action(
+@pytest.fixture(params=sorted(PROVIDERS))
+def provider(request: pytest.FixtureRequest) -> ProviderProfile:
+    return PROVIDERS[request.param]
+
+
+def test_happy_path_all_via_batch_about_half_price(ws: Path, emulator: Emulator, provider: ProviderProfile) -> None:
+    p = provider
+    run = p.run(
         ws,
         emulator,
         prompt_files="prompts/*",
         system_prompt_file="system.md",
         mode="batch",
-        model="claude-opus-5-5",
-        effort="max",
+        model=p.model,
+        effort=p.effort,
     )
     assert run.code == 0, run.log
-    assert len(emulator.calls("create")) == 1
-    assert emulator.calls("messages") == []
+    assert len(emulator.calls(p.create)) == 1
+    assert emulator.calls(p.sync) == []
     out = run.outputs
     assert (out["mode"], out["status"], out["succeeded"], out["failed"]) == ("batch", "succeeded", "5", "0")
-    assert out["batch-id"].startswith("msgbatch_") and out["model"] == "claude-opus-5-5"
+    assert out["batch-id"].startswith(p.batch_id_prefix) and out["model"] == p.model
     assert 49.0 <= float(out["savings-percent"]) <= 50.0
     assert float(out["cost-usd"]) > 0
     assert float(out["cost-usd"]) == pytest.approx(sum(r["cost_usd"] for r in run.results), abs=1e-6)
     assert float(out["sync-cost-usd"]) == pytest.approx(2 * float(out["cost-usd"]), rel=0.02)
     assert set(run.by_id()) == IDS
     for r in run.results:
-        assert (r["status"], r["via"]) == ("succeeded", "batch")
+        assert (r["status"], r["via"], r["tier"]) == ("succeeded", "batch", "batch")
         assert set(r) == {
             "custom_id",
             "source",
@@ -65,21 +73,28 @@ def test_happy_path_all_via_batch_about_half_price(ws: Path, emulator: Emulator)
             "cost_usd",
             "sync_cost_usd",
             "error",
+            "tier",
         }
         assert (ws / "batch-results" / f"{r['custom_id']}.md").read_text() == r["text"]
     assert run.by_id()["prompts_delta_jsonl_2"]["source"] == "prompts/delta.jsonl:2"
-    # What the batch carried: the system prompt cached for an hour, the effort asked for.
-    params = emulator.calls("create")[0].body["requests"][0]["params"]
-    assert params["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
-    assert params["output_config"] == {"effort": "max"}
+    # What the batch carried: the system prompt (cached for an hour on Anthropic), the effort asked for.
+    params = p.batch_requests(emulator)[0]
+    if p.name == "anthropic":
+        assert params["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+        assert params["output_config"] == {"effort": "max"}
+    else:
+        assert params["systemInstruction"]["parts"] == [{"text": "You are a product analyst."}]
+        assert params["generationConfig"]["thinkingConfig"] == {"thinking_level": "HIGH"}
     assert "Savings" in run.summary and "feature" not in run.summary.lower().replace("feature-ideation", "")
 
 
-def test_errored_and_expired_rerun_synchronously_and_only_those(ws: Path, emulator: Emulator) -> None:
+def test_errored_and_expired_rerun_synchronously_and_only_those(
+    ws: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
     emulator.config.outcomes = {"prompts_beta_md": "errored", "gamma": "expired"}
-    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    run = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=NO_FLEX_MINUTES)
     assert run.code == 0, run.log
-    assert sync_prompts(emulator) == ["Propose a feature for the docs.", "Propose a pricing feature."]
+    assert provider.sync_prompts(emulator) == ["Propose a feature for the docs.", "Propose a pricing feature."]
     via = {cid: r["via"] for cid, r in run.by_id().items()}
     assert via == {**dict.fromkeys(IDS, "batch"), "prompts_beta_md": "sync", "gamma": "sync"}
     assert all(r["status"] == "succeeded" for r in run.results)
@@ -88,74 +103,84 @@ def test_errored_and_expired_rerun_synchronously_and_only_those(ws: Path, emulat
     assert "1 errored, 1 expired" in run.summary
 
 
-def test_batch_create_failing_every_time_goes_fully_sync(ws: Path, emulator: Emulator) -> None:
-    emulator.config.faults = [Fault("create", 500, times=-1)]
-    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+def test_batch_create_failing_every_time_goes_fully_sync(
+    ws: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
+    emulator.config.faults = [Fault(provider.create, 500, times=-1)]
+    run = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=NO_FLEX_MINUTES)
     assert run.code == 0, run.log
-    assert len(emulator.calls("create")) == 3  # the SDK's own retries, then give up
-    assert len(emulator.calls("messages")) == 5
+    assert len(emulator.calls(provider.create)) == 3  # three attempts, then give up
+    assert len(emulator.calls(provider.sync)) == 5
     assert {r["via"] for r in run.results} == {"sync"}
     assert run.outputs["mode"] == "batch+fallback" and run.outputs["batch-id"] == ""
     assert float(run.outputs["savings-usd"]) == 0
     assert "batch create failed" in run.summary
 
 
-def test_never_ending_batch_is_canceled_and_only_the_unfinished_rerun(ws: Path, emulator: Emulator) -> None:
+def test_never_ending_batch_is_canceled_and_only_the_unfinished_rerun(
+    ws: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
     emulator.config.outcomes = {"prompts_delta_jsonl_2": "hang"}
-    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.01)
+    run = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.01)
     assert run.code == 0, run.log
-    assert len(emulator.calls("cancel")) == 1
-    assert sync_prompts(emulator) == ["Propose a slow feature."]
+    assert len(emulator.calls(provider.cancel)) == 1
+    assert provider.sync_prompts(emulator) == ["Propose a slow feature."]
     via = {cid: r["via"] for cid, r in run.by_id().items()}
     assert via == {**dict.fromkeys(IDS, "batch"), "prompts_delta_jsonl_2": "sync"}
     assert run.outputs["status"] == "succeeded"
     assert "canceled batch" in run.summary
 
 
-def test_leave_then_collect_with_batch_id(ws: Path, emulator: Emulator) -> None:
+def test_leave_then_collect_with_batch_id(ws: Path, emulator: Emulator, provider: ProviderProfile) -> None:
+    p = provider
     emulator.config.processing_seconds = 1.0
-    first = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002, on_timeout="leave")
+    first = p.run(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002, on_timeout="leave")
     assert first.code == 0, first.log
     assert (first.outputs["mode"], first.outputs["status"]) == ("pending", "pending")
     batch_id = first.outputs["batch-id"]
+    assert batch_id.startswith(p.batch_id_prefix)
     assert {r["status"] for r in first.results} == {"pending"}
-    assert emulator.calls("cancel") == [] and emulator.calls("messages") == []
+    assert emulator.calls(p.cancel) == [] and emulator.calls(p.sync) == []
     state = json.loads((ws / "batch-results" / "state.json").read_text())
     assert state["batch_id"] == batch_id and sorted(state["custom_ids"]) == sorted(IDS)
     assert batch_id in first.summary
 
-    second = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", batch_id=batch_id, poll_interval=0.2)
+    second = p.run(ws, emulator, prompt_files="prompts/*", mode="batch", batch_id=batch_id, poll_interval=0.2)
     assert second.code == 0, second.log
-    assert len(emulator.calls("create")) == 1
+    assert len(emulator.calls(p.create)) == 1
     assert (second.outputs["status"], second.outputs["batch-id"]) == ("succeeded", batch_id)
     assert {r["via"] for r in second.results} == {"batch"} and len(second.results) == 5
 
 
-def test_rerun_with_state_file_collects_instead_of_paying_twice(ws: Path, emulator: Emulator) -> None:
+def test_rerun_with_state_file_collects_instead_of_paying_twice(
+    ws: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
     emulator.config.processing_seconds = 1.0
-    run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002, on_timeout="leave")
-    again = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", poll_interval=0.2)
+    provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002, on_timeout="leave")
+    again = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", poll_interval=0.2)
     assert again.code == 0, again.log
-    assert len(emulator.calls("create")) == 1
+    assert len(emulator.calls(provider.create)) == 1
     assert again.outputs["status"] == "succeeded"
     assert "collecting it instead of submitting again" in again.log
 
 
-def test_sync_mode_never_creates_a_batch(ws: Path, emulator: Emulator) -> None:
-    run = run_action(ws, emulator, prompt_files="prompts/alpha.md", workload="daily-pr-review-health")
+def test_sync_mode_never_creates_a_batch(ws: Path, emulator: Emulator, provider: ProviderProfile) -> None:
+    run = provider.run(ws, emulator, prompt_files="prompts/alpha.md", workload="daily-pr-review-health")
     assert run.code == 0, run.log
-    assert emulator.calls("create") == [] and len(emulator.calls("messages")) == 1
+    assert emulator.calls(provider.create) == [] and len(emulator.calls(provider.sync)) == 1
+    # Sync mode is chosen for latency: never the slower Flex tier, whatever the deadline.
+    assert run.results[0]["tier"] == "standard"
     assert run.outputs["mode"] == "sync" and run.outputs["savings-percent"] == "0.0"
     assert "PR review" in run.summary
 
 
-def test_requests_that_fail_everywhere_exit_1(ws: Path, emulator: Emulator) -> None:
+def test_requests_that_fail_everywhere_exit_1(ws: Path, emulator: Emulator, provider: ProviderProfile) -> None:
     write_prompts(ws, {"prompts/bad.md": "This one fails. [[emulator:errored]] [[emulator:sync-errored]]"})
-    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    run = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch")
     assert run.code == 1
     assert run.outputs["status"] == "partial" and run.outputs["failed"] == "1"
     bad = run.by_id()["prompts_bad_md"]
-    assert (bad["status"], bad["via"]) == ("errored", "sync") and "invalid_request_error" in bad["error"]
+    assert (bad["status"], bad["via"]) == ("errored", "sync") and provider.invalid_request in bad["error"]
     assert "::error title=batch-arbiter%3A incomplete::1 of 6 requests" in run.log
     assert "`prompts_bad_md`" in run.summary
 
@@ -164,10 +189,10 @@ def test_requests_that_fail_everywhere_exit_1(ws: Path, emulator: Emulator) -> N
     ("inputs", "message"),
     [
         ({"prompt_files": "prompts/missing.md"}, "prompt file not found"),
-        ({"prompt_files": "prompts/*", "model": "claude-imaginary-9"}, "unknown anthropic model"),
-        ({"prompt_files": "prompts/*", "model": "gemini-2.5-pro"}, "unknown anthropic model"),
+        ({"prompt_files": "prompts/*", "model": "claude-imaginary-9"}, "unknown {provider} model"),
+        ({"prompt_files": "prompts/*", "model": "gemini-imaginary-9"}, "unknown {provider} model"),
+        ({"prompt_files": "prompts/*", "model": "{foreign_model}"}, "unknown {provider} model"),
         ({"prompt_files": "prompts/*", "effort": "extreme"}, "input `effort`"),
-        ({"prompt_files": "prompts/*", "provider": "gemini"}, "not supported yet"),
         ({"prompt_files": "prompts/*", "provider": "mistral"}, "input `provider`"),
         ({"prompt_files": "broken.jsonl"}, "broken.jsonl:2: not valid JSON"),
         ({"prompt_files": "prompts/*", "output_dir": "../elsewhere"}, "outside the workspace"),
@@ -176,19 +201,22 @@ def test_requests_that_fail_everywhere_exit_1(ws: Path, emulator: Emulator) -> N
     ],
 )
 def test_bad_input_exits_2_before_any_api_call(
-    ws: Path, emulator: Emulator, inputs: dict[str, object], message: str
+    ws: Path, emulator: Emulator, provider: ProviderProfile, inputs: dict[str, object], message: str
 ) -> None:
     (ws / "broken.jsonl").write_text('{"prompt": "fine"}\n{"prompt": oops}\n')
-    run = run_action(ws, emulator, **inputs)
+    names = {"provider": provider.name, "foreign_model": provider.foreign_model}
+    inputs = {k: v.format(**names) if isinstance(v, str) else v for k, v in inputs.items()}
+    message = message.format(**names)
+    run = provider.run(ws, emulator, **inputs)
     assert run.code == 2
     assert message in run.log and "::error" in run.log
     assert emulator.calls() == []
     assert run.outputs == {}
 
 
-def test_api_key_reaches_no_file_or_log(ws: Path, emulator: Emulator) -> None:
+def test_api_key_reaches_no_file_or_log(ws: Path, emulator: Emulator, provider: ProviderProfile) -> None:
     emulator.config.outcomes = {"gamma": "errored"}
-    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    run = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch")
     assert f"::add-mask::{API_KEY}" in run.log
     assert run.log.count(API_KEY) == 1
     for path in (ws / "batch-results").iterdir():

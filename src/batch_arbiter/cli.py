@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-5-5", "gemini": "gemini-3.8-flash"}
 API_KEY_ENV = {"anthropic": ("ANTHROPIC_API_KEY",), "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-SUPPORTED_PROVIDERS = ("anthropic",)
+SUPPORTED_PROVIDERS = ("anthropic", "gemini")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,7 +158,7 @@ def prepare(settings: Settings, runner: Runner) -> Prepared:
 
     workspace = runner.workspace.resolve()
     if settings.provider not in SUPPORTED_PROVIDERS:
-        raise BadInput(f"input `provider`: {settings.provider} is not supported yet; use `anthropic`")
+        raise BadInput(f"input `provider`: {settings.provider} is not supported; use `anthropic` or `gemini`")
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
     api_key = api_key or next((os.environ[v] for v in API_KEY_ENV[settings.provider] if os.environ.get(v)), None)
     if not api_key:

@@ -25,6 +25,9 @@ JSONL = (
 )
 
 
+DEMO_MODELS = {"anthropic": "claude-opus-5-5", "gemini": "gemini-4-argon"}
+
+
 def write_workspace(root: Path) -> None:
     for rel, text in IDEAS.items():
         path = root / rel
@@ -37,7 +40,8 @@ def write_workspace(root: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batch-arbiter demo", description=__doc__)
     parser.add_argument("--dir", default="demo-workspace", help="workspace to create (default: %(default)s)")
-    parser.add_argument("--model", default="claude-opus-5-5")
+    parser.add_argument("--provider", choices=sorted(DEMO_MODELS), default="anthropic")
+    parser.add_argument("--model", default=None, help="default: claude-opus-5-5 or gemini-4-argon")
     args = parser.parse_args(argv)
 
     from batch_arbiter.cli import execute
@@ -50,19 +54,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"Demo workspace: {root}\n"
         "Two prompts carry emulator markers: one errors and one expires in the batch, so the run\n"
-        "shows the sync fallback rerunning exactly those two.\n"
+        "shows the sync fallback rerunning exactly those two."
+        + (
+            "\nOn Gemini the deadline leaves room for the Flex tier, so the fallback runs at half price too.\n"
+            if args.provider == "gemini"
+            else "\n"
+        )
     )
     with Emulator(EmulatorConfig(processing_seconds=0.5)) as emulator:
         runner = Runner(workspace=root, workflow="feature-ideation", event_name="workflow_dispatch", stream=sys.stdout)
         settings = load_settings(
             prompt_files="prompts/ideation/*.md\nprompts/ideation/*.jsonl",
             system_prompt_file="prompts/system.md",
-            model=args.model,
+            provider=args.provider,
+            model=args.model or DEMO_MODELS[args.provider],
             effort="high",
             workload="feature-ideation",
             mode="batch",
             poll_interval=0.25,
-            timeout_minutes=1,
+            # The batch ends in half a second either way; Gemini's Flex fallback wants a deadline far off.
+            timeout_minutes=30 if args.provider == "gemini" else 1,
             output_dir="batch-results",
             api_key="demo-key-not-secret",
             base_url=emulator.base_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -75,7 +76,8 @@ class Engine:
     # -- entry points ----------------------------------------------------------------------------
 
     def run_sync(self, requests: Sequence[PromptRequest]) -> RunResult:
-        self._fallback(requests)
+        # Sync mode is chosen for latency: no provider should trade speed for price here.
+        self._fallback(requests, patient=False)
         return self._finish("sync", None)
 
     def run_batch(self, requests: Sequence[PromptRequest], batch_id: str | None = None) -> RunResult:
@@ -220,19 +222,22 @@ class Engine:
             self._event(f"batch {batch_id}: {', '.join(parts)}; rerunning them synchronously")
         return [r for r in requests if r.custom_id not in self.writer.written]
 
-    def _fallback(self, requests: Iterable[PromptRequest]) -> None:
+    def _fallback(self, requests: Iterable[PromptRequest], *, patient: bool = True) -> None:
         todo = list(requests)
         if not todo:
             return
         self.log(f"Running {len(todo)} requests synchronously ({self.concurrency} at a time)")
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for request, outcome in zip(todo, pool.map(self._sync_one, todo), strict=True):
+            run = functools.partial(self._sync_one, patient=patient)
+            for request, outcome in zip(todo, pool.map(run, todo), strict=True):
                 self.writer.write(outcome, request.source, Via.SYNC)
         self.writer.flush()
 
-    def _sync_one(self, request: PromptRequest) -> Outcome:
+    def _sync_one(self, request: PromptRequest, patient: bool = True) -> Outcome:
+        # A fallback may use the time left before the deadline (Gemini then tries its half-price Flex tier).
+        remaining = max(0.0, self.deadline - self.clock()) if patient else None
         try:
-            return self.provider.run_sync(request, self.spec)
+            return self.provider.run_sync(request, self.spec, deadline_remaining=remaining)
         except Exception as exc:  # one bad request must not lose the others' results
             return Outcome(request.custom_id, Status.ERRORED, error=f"{type(exc).__name__}: {exc}")
 

@@ -17,6 +17,11 @@ BATCH_DISCOUNT = 0.5
 CACHE_WRITE_1H_MULTIPLIER = 2.0
 
 _COLUMNS = ("model_glob", "effective_from", "input", "cache_read", "cache_write", "output")
+# An optional seventh column makes a row a long-context tier: it prices requests whose prompt (input,
+# cache reads and writes together) is above that many tokens. The six origin columns keep their meaning.
+_TIER_COLUMN = "above_prompt_tokens"
+# Long-context tiers live in their own file so that model-pricing.tsv stays in the origin's six columns.
+_BUNDLED = ("data/model-pricing.tsv", "data/model-pricing-long-context.tsv")
 
 
 class PricingError(ValueError):
@@ -39,6 +44,8 @@ class _Row:
     effective_from: date
     rate: Rate
     order: int
+    # 0 for a base row; else the prompt size (tokens) above which this row's long-context rate applies.
+    above_prompt_tokens: int = 0
 
     @property
     def specificity(self) -> int:
@@ -57,13 +64,15 @@ class PriceTable:
     def __init__(self, rows: Iterable[_Row]) -> None:
         self._rows = list(rows)
         # A run prices every result against the same one or two models: look each up once.
-        self._rates: dict[tuple[str, date], Rate] = {}
+        self._rates: dict[tuple[str, date], tuple[Rate, list[tuple[int, Rate]]]] = {}
 
     @classmethod
     def load(cls, extra: Path | None = None) -> PriceTable:
         """The bundled table, plus the rows of `extra` (a user's pricing file), which win ties."""
-        bundled = resources.files("batch_arbiter").joinpath("data/model-pricing.tsv")
-        rows = _parse(bundled.read_text(encoding="utf-8"), "model-pricing.tsv", start=0)
+        rows: list[_Row] = []
+        for path in _BUNDLED:
+            bundled = resources.files("batch_arbiter").joinpath(path)
+            rows += _parse(bundled.read_text(encoding="utf-8"), path.rpartition("/")[2], start=len(rows))
         if extra is not None:
             try:
                 text = extra.read_text(encoding="utf-8")
@@ -72,29 +81,49 @@ class PriceTable:
             rows += _parse(text, str(extra), start=len(rows))
         return cls(rows)
 
-    def rate(self, model: str, on: date) -> Rate:
+    def rate(self, model: str, on: date, prompt_tokens: int = 0) -> Rate:
+        """The rate for one request of `prompt_tokens`; 0 (the default) gives the base, short-prompt rate."""
         key = (model, on)
         if key not in self._rates:
             self._rates[key] = self._lookup(model, on)
-        return self._rates[key]
+        base, tiers = self._rates[key]
+        rate = base
+        for threshold, tier in tiers:
+            if prompt_tokens > threshold:
+                rate = tier
+        return rate
 
-    def _lookup(self, model: str, on: date) -> Rate:
+    def _lookup(self, model: str, on: date) -> tuple[Rate, list[tuple[int, Rate]]]:
         candidates = [r for r in self._rows if r.effective_from <= on and fnmatch.fnmatchcase(model, r.glob)]
-        if not candidates:
+        base = [r for r in candidates if not r.above_prompt_tokens]
+        if not base:
             known = ", ".join(self.known_models())
             raise PricingError(f"no price for model {model!r} on {on.isoformat()}; known models: {known}")
-        return max(candidates, key=lambda r: (r.specificity, r.effective_from, r.order)).rate
+        best: dict[int, _Row] = {}
+        for row in candidates:
+            if row.above_prompt_tokens:
+                held = best.get(row.above_prompt_tokens)
+                if held is None or _rank(row) > _rank(held):
+                    best[row.above_prompt_tokens] = row
+        tiers = sorted((threshold, row.rate) for threshold, row in best.items())
+        return max(base, key=_rank).rate, tiers
 
     def knows(self, model: str) -> bool:
-        return any(fnmatch.fnmatchcase(model, r.glob) for r in self._rows)
+        return any(fnmatch.fnmatchcase(model, r.glob) for r in self._rows if not r.above_prompt_tokens)
 
     def known_models(self, provider: str | None = None) -> list[str]:
         """Model ids named by the table (globs shown without their trailing `*`)."""
-        names = {r.glob.rstrip("*") for r in self._rows}
+        names = {r.glob.rstrip("*") for r in self._rows if not r.above_prompt_tokens}
         return sorted(n for n in names if provider is None or provider_of(n) == provider)
 
-    def cost(self, model: str, usage: Usage, on: date, *, batch: bool) -> float:
-        rate = self.rate(model, on)
+    def cost(self, model: str, usage: Usage, on: date, *, batch: bool, per_request: bool = False) -> float:
+        """What `usage` costs. `batch`: at the half-price rate (a batch, or Gemini's Flex tier).
+
+        `per_request`: `usage` is one request's, so a long-context tier applies when its prompt is above the
+        tier's threshold; totals over many requests must not set it (their sum is no prompt size).
+        """
+        prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_creation_tokens if per_request else 0
+        rate = self.rate(model, on, prompt)
         cache_5m = max(usage.cache_creation_tokens - usage.cache_creation_1h_tokens, 0)
         provider = provider_of(model)
         cache_write_1h_rate = rate.input * CACHE_WRITE_1H_MULTIPLIER if provider == "anthropic" else rate.input
@@ -117,19 +146,26 @@ def _parse(text: str, name: str, start: int) -> list[_Row]:
     rows: list[_Row] = []
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
     for n, fields in zip((n for n, _ in lines), csv.reader((line for _, line in lines), delimiter="\t"), strict=True):
-        if tuple(f.strip() for f in fields) == _COLUMNS:
+        if tuple(f.strip() for f in fields) in (_COLUMNS, (*_COLUMNS, _TIER_COLUMN)):
             continue
-        if len(fields) != len(_COLUMNS):
+        if len(fields) not in (len(_COLUMNS), len(_COLUMNS) + 1):
             raise PricingError(
-                f"{name}:{n}: expected {len(_COLUMNS)} tab-separated columns {_COLUMNS}, got {len(fields)}"
+                f"{name}:{n}: expected {len(_COLUMNS)} tab-separated columns {_COLUMNS} "
+                f"(and optionally {_TIER_COLUMN}), got {len(fields)}"
             )
-        glob, when, *prices = (f.strip() for f in fields)
+        glob, when, *prices = (f.strip() for f in fields[: len(_COLUMNS)])
         try:
             effective = date.fromisoformat(when)
             values = [float(p) for p in prices]
+            above = int(fields[len(_COLUMNS)].strip() or 0) if len(fields) > len(_COLUMNS) else 0
         except ValueError as exc:
             raise PricingError(f"{name}:{n}: {exc}") from exc
-        if any(v < 0 for v in values):
-            raise PricingError(f"{name}:{n}: prices must not be negative")
-        rows.append(_Row(glob, effective, Rate(*values), start + len(rows)))
+        if any(v < 0 for v in values) or above < 0:
+            raise PricingError(f"{name}:{n}: prices and thresholds must not be negative")
+        rows.append(_Row(glob, effective, Rate(*values), start + len(rows), above))
     return rows
+
+
+def _rank(row: _Row) -> tuple[int, date, int]:
+    """Most specific glob first, then the newest row, then the latest loaded (a user's file wins ties)."""
+    return (row.specificity, row.effective_from, row.order)

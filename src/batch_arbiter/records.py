@@ -70,6 +70,9 @@ class Outcome:
     text: str | None = None
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    # The service tier the call ran on ("batch", "standard", "flex"); None lets the writer infer it from
+    # how the request ran. A request answered on Flex is priced at the batch rate.
+    tier: str | None = None
 
 
 @dataclass(slots=True)
@@ -86,6 +89,7 @@ class RequestResult:
     cost_usd: float
     sync_cost_usd: float
     error: str | None
+    tier: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,4 +103,5 @@ class RequestResult:
             "cost_usd": round(self.cost_usd, 8),
             "sync_cost_usd": round(self.sync_cost_usd, 8),
             "error": self.error,
+            "tier": self.tier,
         }

@@ -67,6 +67,9 @@ def summary(ctx: RunContext, run: RunResult) -> str:
     t = run.totals
     u = t.usage
     via = ", ".join(f"{n} via {v}" for v, n in sorted(t.via.items())) or "none ran"
+    if t.tiers["flex"]:
+        # Flex is a sync tier at the batch price: worth telling apart from standard sync calls.
+        via += f"; {t.tiers['flex']} sync on the Flex tier at half price"
     effort = f" (effort {ctx.effort})" if ctx.effort else ""
     lines = [
         f"## batch-arbiter: {escape(ctx.workload)}",

@@ -22,6 +22,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class Totals:
     statuses: Counter[str] = field(default_factory=Counter)
     via: Counter[str] = field(default_factory=Counter)
+    # Service tiers the requests ran on (batch, standard, flex), pending ones left out.
+    tiers: Counter[str] = field(default_factory=Counter)
     models: Counter[str] = field(default_factory=Counter)
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
@@ -71,7 +73,8 @@ class ResultWriter:
         if outcome.custom_id in self.written:
             raise ValueError(f"result for {outcome.custom_id} written twice")
         model = outcome.model or self._model
-        cost, sync_cost = self._price(model, outcome.usage, via)
+        tier = outcome.tier or _default_tier(outcome.status, via)
+        cost, sync_cost = self._price(model, outcome.usage, via is Via.BATCH or tier == "flex")
         result = RequestResult(
             custom_id=outcome.custom_id,
             source=source,
@@ -83,6 +86,7 @@ class ResultWriter:
             cost_usd=cost,
             sync_cost_usd=sync_cost,
             error=None if outcome.error is None else self._redact(outcome.error),
+            tier=tier,
         )
         self._fh.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
         if outcome.status is Status.SUCCEEDED and result.text is not None and _SAFE_NAME.match(outcome.custom_id):
@@ -93,6 +97,8 @@ class ResultWriter:
         t.statuses[outcome.status] += 1
         if outcome.status is not Status.PENDING:
             t.via[via] += 1
+        if tier is not None:
+            t.tiers[tier] += 1
         if outcome.status is Status.SUCCEEDED:
             t.models[model] += 1
         t.usage.add(outcome.usage)
@@ -106,15 +112,23 @@ class ResultWriter:
     def close(self) -> None:
         self._fh.close()
 
-    def _price(self, model: str, usage: Usage, via: Via) -> tuple[float, float]:
+    def _price(self, model: str, usage: Usage, discounted: bool) -> tuple[float, float]:
+        """(cost, sync cost); `discounted` when the request ran at the half-price rate (batch or Flex)."""
         try:
             return (
-                self._prices.cost(model, usage, self._today, batch=via is Via.BATCH),
-                self._prices.cost(model, usage, self._today, batch=False),
+                self._prices.cost(model, usage, self._today, batch=discounted, per_request=True),
+                self._prices.cost(model, usage, self._today, batch=False, per_request=True),
             )
         except PricingError:
             if model == self._model:
                 self.totals.unpriced_models.add(model)
                 return 0.0, 0.0
             # The API may answer with a dated id the table lacks; the requested model's row prices it.
-            return self._price(self._model, usage, via)
+            return self._price(self._model, usage, discounted)
+
+
+def _default_tier(status: Status, via: Via) -> str | None:
+    """The tier when the provider did not name one: a batch runs on the batch tier, a sync call on standard."""
+    if status is Status.PENDING:
+        return None
+    return "batch" if via is Via.BATCH else "standard"

@@ -34,10 +34,11 @@ def _fault(text: str) -> Fault:
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or "python -m batch_arbiter.emulator",
-        description="Emulate the Anthropic Messages and Message Batches API locally.",
+        description="Emulate the Anthropic Messages and Message Batches API and the Gemini API locally.",
         epilog=(
             "Prompt markers steer single requests: [[emulator:errored|expired|canceled|hang]] in a batch "
-            "item's user text, [[emulator:sync-errored]] in a sync request."
+            "item's user text, [[emulator:sync-errored]] in a sync request; on Gemini also "
+            "[[emulator:job-failed]] (the whole job fails) and [[emulator:flex-unavailable]] (Flex sheds it)."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

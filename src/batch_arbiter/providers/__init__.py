@@ -10,7 +10,11 @@ def make_provider(name: str, config: ProviderConfig) -> Provider:
         from batch_arbiter.providers.anthropic import AnthropicProvider
 
         return AnthropicProvider(config)
-    raise ProviderError(f"provider {name!r} is not supported yet; use `anthropic`")
+    if name == "gemini":
+        from batch_arbiter.providers.gemini import GeminiProvider
+
+        return GeminiProvider(config)
+    raise ProviderError(f"provider {name!r} is not supported; use `anthropic` or `gemini`")
 
 
 __all__ = ["BatchState", "BatchStatus", "Provider", "ProviderConfig", "ProviderError", "RunSpec", "make_provider"]

@@ -86,8 +86,12 @@ class Provider(Protocol):
         """Stream the ended batch's per-request outcomes (any order)."""
         ...
 
-    def run_sync(self, request: PromptRequest, spec: RunSpec) -> Outcome:
-        """One synchronous call; errors become an errored Outcome, never an exception."""
+    def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
+        """One synchronous call; errors become an errored Outcome, never an exception.
+
+        `deadline_remaining`: seconds the caller can still wait for this answer (a fallback before the run's
+        deadline), which lets a provider choose a slower, cheaper tier; None asks for the fastest answer.
+        """
         ...
 
     def close(self) -> None: ...

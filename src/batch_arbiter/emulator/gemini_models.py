@@ -1,0 +1,350 @@
+"""What a Gemini `GenerateContentRequest` means to the emulator: models, validation, markers, token counts,
+implicit caching and the deterministic reply. Shared by `generateContent` and batch items.
+
+The model table is a plausible reading of the public docs as of late 2026, not an authority: it exists so
+that requests the real API would refuse (a thinking level the model lacks, a level and a budget in one
+request) are refused here as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .anthropic_messages import BATCH_MARKER, SYNC_ERROR_MARKER, tokens_for
+from .routing import HttpError
+
+# Steer a whole job, or the Flex tier, from a prompt (the batch and sync markers are shared with Anthropic).
+JOB_FAILED_MARKER = "[[emulator:job-failed]]"
+FLEX_UNAVAILABLE_MARKER = "[[emulator:flex-unavailable]]"
+
+LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")
+_THOUGHTS_BY_LEVEL = {"MINIMAL": 8, "LOW": 16, "MEDIUM": 64, "HIGH": 256, "XHIGH": 512}
+# What a thinking model spends when the request leaves thinking to it (dynamic budget, default level).
+_DEFAULT_THOUGHTS = 64
+_OUTPUT_OVERHEAD_TOKENS = 5
+# Implicit caching applies to a repeated prefix of at least this many tokens, for this long.
+IMPLICIT_CACHE_MIN_TOKENS = 1024
+_IMPLICIT_CACHE_SECONDS = 3600.0
+SERVICE_TIERS = frozenset({"unspecified", "standard", "flex", "priority"})
+
+# Request keys of GenerateContentRequest on the Gemini Developer API; `model` appears in batch items.
+_REQUEST_KEYS = frozenset(
+    {
+        "model",
+        "contents",
+        "systemInstruction",
+        "generationConfig",
+        "safetySettings",
+        "tools",
+        "toolConfig",
+        "cachedContent",
+        "serviceTier",
+        "labels",
+        "store",
+    }
+)
+_GENERATION_KEYS = frozenset(
+    {
+        "maxOutputTokens",
+        "temperature",
+        "topP",
+        "topK",
+        "candidateCount",
+        "stopSequences",
+        "seed",
+        "presencePenalty",
+        "frequencyPenalty",
+        "responseMimeType",
+        "responseSchema",
+        "responseJsonSchema",
+        "responseModalities",
+        "responseLogprobs",
+        "logprobs",
+        "mediaResolution",
+        "thinkingConfig",
+    }
+)
+_THINKING_KEYS = frozenset({"thinkingLevel", "thinkingBudget", "includeThoughts"})
+
+
+@dataclass(frozen=True)
+class GeminiModel:
+    id: str
+    # Thinking levels the model takes; empty for the 2.5 models, which take budgets only.
+    levels: frozenset[str]
+    # (min, max) thinking budget, or None when the model refuses budgets.
+    budget: tuple[int, int] | None
+    # Whether a budget of 0 (thinking off) is allowed.
+    can_disable: bool
+    aliases: tuple[str, ...] = ()
+    input_token_limit: int = 1_048_576
+    output_token_limit: int = 65_536
+
+
+_MODELS = (
+    GeminiModel("gemini-4-carbon", frozenset({"LOW", "MEDIUM", "HIGH"}), None, False),
+    GeminiModel("gemini-4-argon", frozenset({"LOW", "MEDIUM", "HIGH"}), None, False),
+    GeminiModel("gemini-4-hydrogen", frozenset({"LOW", "MEDIUM", "HIGH", "XHIGH"}), None, False),
+    GeminiModel("gemini-3.8-flash", frozenset({"LOW", "MEDIUM", "HIGH"}), (0, 24_576), True),
+    GeminiModel("gemini-3.5-flash", frozenset({"MINIMAL", "LOW", "MEDIUM", "HIGH"}), (0, 24_576), True),
+    GeminiModel("gemini-3.5-flash-lite", frozenset({"MINIMAL", "LOW", "MEDIUM", "HIGH"}), (0, 24_576), True),
+    GeminiModel(
+        "gemini-3.1-pro-preview", frozenset({"LOW", "HIGH"}), (128, 32_768), False, aliases=("gemini-3.1-pro",)
+    ),
+    GeminiModel("gemini-2.5-pro", frozenset(), (128, 32_768), False),
+    GeminiModel("gemini-2.5-flash", frozenset(), (0, 24_576), True),
+    GeminiModel("gemini-2.5-flash-lite", frozenset(), (512, 24_576), True),
+)
+_BY_NAME = {name: m for m in _MODELS for name in (m.id, *m.aliases)}
+
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def status_name(code: int) -> str:
+    return STATUS_NAMES.get(code, "INTERNAL" if code >= 500 else "FAILED_PRECONDITION")
+
+
+def invalid(message: str) -> HttpError:
+    return HttpError(400, message, "INVALID_ARGUMENT")
+
+
+def find_model(name: str, version: str = "v1") -> GeminiModel:
+    """The model a `models/{m}` path names; 404 as the real API words it when unknown."""
+    model = _BY_NAME.get(name.removeprefix("models/"))
+    if model is None:
+        raise HttpError(
+            404, f"models/{name.removeprefix('models/')} is not found for API version {version}", "NOT_FOUND"
+        )
+    return model
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _camel_keys(value: dict[str, Any]) -> dict[str, Any]:
+    # Proto-JSON parsers accept snake_case too, and the SDK sends `thinking_level` inside thinkingConfig.
+    return {_camel(k): v for k, v in value.items()}
+
+
+def validate_request(body: Any, where: str = "") -> dict[str, Any]:
+    """A structurally valid request, normalised to camelCase keys; 400 INVALID_ARGUMENT otherwise."""
+    if not isinstance(body, dict):
+        raise invalid(f"Invalid JSON payload received. {where or 'request'} must be an object.")
+    request = _camel_keys(body)
+    unknown = sorted(set(request) - _REQUEST_KEYS)
+    if unknown:
+        raise invalid(f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where or 'request'}'.")
+    contents = request.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise invalid(f"{where}contents is not specified")
+    for index, content in enumerate(contents):
+        _check_content(content, f"{where}contents[{index}]")
+    system = request.get("systemInstruction")
+    if system is not None:
+        _check_content(system, f"{where}system_instruction")
+    config = request.get("generationConfig")
+    if config is not None:
+        if not isinstance(config, dict):
+            raise invalid(f"Invalid JSON payload received. {where}generation_config must be an object.")
+        config = request["generationConfig"] = _camel_keys(config)
+        unknown = sorted(set(config) - _GENERATION_KEYS)
+        if unknown:
+            raise invalid(f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at 'generation_config'.")
+        max_tokens = config.get("maxOutputTokens")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise invalid(f"{where}generation_config.max_output_tokens must be a positive integer")
+        thinking = config.get("thinkingConfig")
+        if thinking is not None:
+            if not isinstance(thinking, dict):
+                raise invalid(f"{where}generation_config.thinking_config must be an object")
+            thinking = config["thinkingConfig"] = _camel_keys(thinking)
+            unknown = sorted(set(thinking) - _THINKING_KEYS)
+            if unknown:
+                raise invalid(f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at 'thinking_config'.")
+            level = thinking.get("thinkingLevel")
+            if level is not None and (not isinstance(level, str) or level.upper() not in LEVELS):
+                raise invalid(f"{where}thinking_config.thinking_level: invalid value {level!r}")
+            if level is not None and thinking.get("thinkingBudget") is not None:
+                raise invalid("thinking_level and thinking_budget cannot both be set; use one of them")
+    tier = request.get("serviceTier")
+    if tier is not None and (not isinstance(tier, str) or tier.lower() not in SERVICE_TIERS):
+        raise invalid(f"Invalid value at 'service_tier': {tier!r}")
+    return request
+
+
+def _check_content(content: Any, where: str) -> None:
+    if not isinstance(content, dict):
+        raise invalid(f"Invalid JSON payload received. {where} must be an object.")
+    role = content.get("role")
+    if role is not None and role not in ("user", "model"):
+        raise invalid(f"{where}.role: please use a valid role: user, model")
+    parts = content.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise invalid(f"{where}.parts must not be empty")
+    for part in parts:
+        if not isinstance(part, dict) or not part:
+            raise invalid(f"{where}.parts: each part must be a non-empty object")
+
+
+def check_thinking(model: GeminiModel, request: dict[str, Any]) -> None:
+    """Model-dependent checks; 400 INVALID_ARGUMENT for a thinking setting the model does not take."""
+    thinking = (request.get("generationConfig") or {}).get("thinkingConfig") or {}
+    level = thinking.get("thinkingLevel")
+    budget = thinking.get("thinkingBudget")
+    if level is not None:
+        if not model.levels:
+            raise invalid(f"thinking_level is not supported by {model.id}; use thinking_budget")
+        if level.upper() not in model.levels:
+            supported = ", ".join(sorted(model.levels, key=LEVELS.index))
+            raise invalid(f"thinking_level {level.upper()} is not supported by {model.id} (supported: {supported})")
+    if budget is not None:
+        if model.budget is None:
+            raise invalid(f"thinking_budget is not supported by {model.id}; use thinking_level")
+        low, high = model.budget
+        if budget == 0 and not model.can_disable:
+            raise invalid(f"thinking cannot be turned off on {model.id} (thinking_budget 0)")
+        if budget != -1 and budget != 0 and not low <= budget <= high:
+            raise invalid(f"thinking_budget must be between {low} and {high} for {model.id}, or -1 for dynamic")
+
+
+def _texts(content: dict[str, Any]) -> list[str]:
+    return [p["text"] for p in content.get("parts", []) if isinstance(p, dict) and isinstance(p.get("text"), str)]
+
+
+def user_texts(request: dict[str, Any]) -> list[str]:
+    return ["\n".join(_texts(c)) for c in request.get("contents", []) if c.get("role", "user") == "user"]
+
+
+def all_texts(request: dict[str, Any]) -> list[str]:
+    system = request.get("systemInstruction")
+    return (_texts(system) if system else []) + [t for c in request.get("contents", []) for t in _texts(c)]
+
+
+def batch_marker(request: dict[str, Any]) -> str | None:
+    for text in user_texts(request):
+        found = BATCH_MARKER.search(text)
+        if found:
+            return found.group(1)
+    return None
+
+
+def has_marker(request: dict[str, Any], marker: str) -> bool:
+    return any(marker in text for text in user_texts(request))
+
+
+def has_sync_error_marker(request: dict[str, Any]) -> bool:
+    return has_marker(request, SYNC_ERROR_MARKER)
+
+
+def prompt_tokens(request: dict[str, Any]) -> int:
+    return max(1, tokens_for(sum(len(t) for t in all_texts(request))))
+
+
+def system_tokens(request: dict[str, Any]) -> int:
+    system = request.get("systemInstruction")
+    return tokens_for(sum(len(t) for t in _texts(system))) if system else 0
+
+
+def thoughts_tokens(model: GeminiModel, request: dict[str, Any]) -> int:
+    thinking = (request.get("generationConfig") or {}).get("thinkingConfig") or {}
+    level = thinking.get("thinkingLevel")
+    if isinstance(level, str):
+        return _THOUGHTS_BY_LEVEL[level.upper()]
+    budget = thinking.get("thinkingBudget")
+    if isinstance(budget, int) and budget >= 0:
+        return min(budget, _THOUGHTS_BY_LEVEL["HIGH"])
+    return _DEFAULT_THOUGHTS
+
+
+class ImplicitCache:
+    """Gemini's automatic prefix cache, reduced to the system instruction: a repeat within the TTL is a hit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, float] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def account(self, model: GeminiModel, request: dict[str, Any], now: float | None = None) -> int:
+        """Cached tokens for this request; the first sight of a prefix stores it at no charge."""
+        tokens = system_tokens(request)
+        if tokens < IMPLICIT_CACHE_MIN_TOKENS:
+            return 0
+        moment = time.monotonic() if now is None else now
+        system = "\x00".join(_texts(request["systemInstruction"]))
+        key = hashlib.sha256(f"{model.id}\x00{system}".encode()).hexdigest()
+        with self._lock:
+            hit = self._entries.get(key, 0.0) > moment
+            self._entries[key] = moment + _IMPLICIT_CACHE_SECONDS
+        return tokens if hit else 0
+
+
+def build_response(model: GeminiModel, request: dict[str, Any], *, response_id: str, cached: int) -> dict[str, Any]:
+    """A GenerateContentResponse; the same request always gives the same text and token counts."""
+    texts = user_texts(request)
+    last_user = texts[-1] if texts else ""
+    text = f"Emulated reply from {model.id} to: {last_user[:80]}"
+    finish = "STOP"
+    config = request.get("generationConfig") or {}
+    for stop in config.get("stopSequences") or []:
+        at = text.find(stop) if stop else -1
+        if at >= 0:
+            text = text[:at]
+            break
+    output = tokens_for(len(text)) + _OUTPUT_OVERHEAD_TOKENS
+    limit = config.get("maxOutputTokens")
+    if isinstance(limit, int) and output > limit:
+        text, output, finish = text[: limit * 4], limit, "MAX_TOKENS"
+    prompt = prompt_tokens(request)
+    thoughts = thoughts_tokens(model, request)
+    usage: dict[str, Any] = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": output,
+        "totalTokenCount": prompt + output + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+    }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    return {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}],
+        "usageMetadata": usage,
+        "modelVersion": model.id,
+        "responseId": response_id,
+    }
+
+
+def derived_id(*parts: str) -> str:
+    # Deterministic ids keep repeated downloads of one job's results byte-identical.
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
+
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
+def valid_resource_id(value: str) -> bool:
+    return bool(_NAME.fullmatch(value))

@@ -1,0 +1,497 @@
+"""Gemini Batch API, Files API and generateContent through the official `google-genai` SDK."""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, cast
+
+import httpx2
+from google import genai
+from google.genai import errors, types
+
+from batch_arbiter.catalog import ModelCaps, base_model
+from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, ProviderError, RunSpec
+from batch_arbiter.records import Outcome, PromptRequest, Status, Usage
+
+# The API refuses inline batch bodies over 20 MB; the margin covers the envelope and the SDK's encoding.
+INLINE_LIMIT_BYTES = 19 * 1024 * 1024
+# Python's mimetypes does not know `.jsonl`; without an explicit type the SDK refuses the upload.
+JSONL_MIME_TYPE = "application/jsonl"
+# Flex answers within 1-15 minutes (best effort). It is tried first only when the time left also covers
+# a standard call after a Flex call that gave up.
+FLEX_LATENCY_SECONDS = 900.0
+STANDARD_RESERVE_SECONDS = 300.0
+# Attempts at creating one job; after an ambiguous failure the job list is asked first (creates are not
+# idempotent: a retried create could leave two paid jobs).
+CREATE_ATTEMPTS = 3
+# Statuses worth another attempt. The SDK retries nothing unless told to.
+RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+# Thinking budgets for the 2.5 models, which take budgets instead of levels; `max` is the model's ceiling.
+THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 8192, "xhigh": 16384}
+MAX_THINKING_BUDGET = {"gemini-2.5-pro": 32768, "gemini-2.5-flash": 24576, "gemini-2.5-flash-lite": 24576}
+THINKING_LEVELS = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "XHIGH", "max": "XHIGH"}
+
+_STATES = {
+    "JOB_STATE_SUCCEEDED": BatchState.ENDED,
+    "JOB_STATE_PARTIALLY_SUCCEEDED": BatchState.ENDED,
+    "JOB_STATE_CANCELLED": BatchState.ENDED,
+    "JOB_STATE_EXPIRED": BatchState.ENDED,
+    "JOB_STATE_FAILED": BatchState.FAILED,
+    "JOB_STATE_CANCELLING": BatchState.CANCELING,
+}
+# What a request the job never answered counts as, by how the job ended.
+_UNANSWERED = {
+    "JOB_STATE_EXPIRED": (Status.EXPIRED, "the job expired (48 h) before it processed this request"),
+    "JOB_STATE_CANCELLED": (Status.CANCELED, "canceled before the job processed it"),
+    "JOB_STATE_FAILED": (Status.ERRORED, "the job failed"),
+}
+# google.rpc.Status codes, as per-request errors in a job carry them.
+_RPC_CODES = {
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+}
+_BLOCKED_FINISH = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})
+
+
+class _TooLarge(Exception):
+    """The API refused an inline batch body as too large."""
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(self, config: ProviderConfig, *, inline_limit_bytes: int = INLINE_LIMIT_BYTES) -> None:
+        self._config = config
+        self._inline_limit = inline_limit_bytes
+        self.events: list[str] = []
+        # Keys of the jobs this process submitted: what a cancelled or expired job left unanswered.
+        self._submitted: dict[str, list[str]] = {}
+        self._client = genai.Client(
+            api_key=config.api_key,
+            # Immune to a stray GOOGLE_GENAI_USE_VERTEXAI in the runner's environment.
+            vertexai=False,
+            http_options=self._http(config.request_timeout, config.max_retries + 1, base_url=config.base_url),
+        )
+
+    @staticmethod
+    def _http(timeout: float, attempts: int, *, base_url: str | None = None) -> types.HttpOptions:
+        # The SDK has no timeout and no retries by default; both are explicit on every call.
+        return types.HttpOptions(
+            base_url=base_url,
+            timeout=max(1, int(timeout * 1000)),
+            retry_options=types.HttpRetryOptions(
+                attempts=max(1, attempts),
+                initial_delay=0.5,
+                max_delay=8.0,
+                jitter=0.25,
+                http_status_codes=list(RETRY_STATUSES),
+            ),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- parameters ------------------------------------------------------------------------------
+
+    def thinking(self, spec: RunSpec) -> dict[str, Any] | None:
+        """The thinking control for the run's effort: a budget on 2.5 models, a level on newer ones."""
+        if not spec.effort:
+            return None
+        base = base_model(spec.model) or spec.model
+        if base.startswith("gemini-2.5"):
+            if spec.effort == "max":
+                return {"thinking_budget": MAX_THINKING_BUDGET.get(base, THINKING_BUDGETS["xhigh"])}
+            return {"thinking_budget": THINKING_BUDGETS[spec.effort]}
+        return {"thinking_level": THINKING_LEVELS[spec.effort]}
+
+    def wire_request(self, request: PromptRequest, spec: RunSpec) -> dict[str, Any]:
+        """The request as the REST API (and a batch input file) spells it."""
+        body: dict[str, Any] = {"contents": _contents(request)}
+        if request.system:
+            body["systemInstruction"] = {"parts": [{"text": request.system}]}
+        generation: dict[str, Any] = {"maxOutputTokens": request.max_tokens or spec.max_tokens}
+        thinking = self.thinking(spec)
+        if thinking:
+            generation["thinkingConfig"] = {_camel(k): v for k, v in thinking.items()}
+        body["generationConfig"] = generation
+        return body
+
+    def config(self, request: PromptRequest, spec: RunSpec, **extra: Any) -> types.GenerateContentConfig:
+        thinking = self.thinking(spec)
+        return types.GenerateContentConfig(
+            system_instruction=request.system or None,
+            max_output_tokens=request.max_tokens or spec.max_tokens,
+            thinking_config=types.ThinkingConfig(**thinking) if thinking else None,
+            **extra,
+        )
+
+    # -- discovery (free endpoints) --------------------------------------------------------------
+
+    def model_caps(self, model: str) -> ModelCaps | None:
+        # The Gemini API describes no effort capabilities; the offline catalog decides.
+        return None
+
+    def count_tokens(self, request: PromptRequest, spec: RunSpec) -> int | None:
+        try:
+            contents = _contents(request)
+        except ValueError:
+            return None
+        if request.system:
+            # countTokens on the Developer API takes no system instruction; counted as leading text.
+            contents = [{"role": "user", "parts": [{"text": request.system}]}, *contents]
+        try:
+            counted = self._client.models.count_tokens(model=spec.model, contents=contents)
+        except (errors.APIError, httpx2.HTTPError):
+            return None
+        return counted.total_tokens
+
+    # -- batch -----------------------------------------------------------------------------------
+
+    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
+        display = f"batch-arbiter-{uuid.uuid4().hex[:16]}"
+        keys = [r.custom_id for r in requests]
+        with tempfile.TemporaryFile() as lines:
+            size = 0
+            for request in requests:
+                try:
+                    line = {"key": request.custom_id, "request": self.wire_request(request, spec)}
+                except ValueError as exc:
+                    raise ProviderError(f"request {request.custom_id}: {exc}") from None
+                encoded = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+                size += len(encoded)
+                lines.write(encoded)
+            if size < self._inline_limit:
+                inlined = [
+                    types.InlinedRequest(
+                        contents=_contents(r),
+                        metadata={"key": r.custom_id},
+                        config=self.config(r, spec),
+                    )
+                    for r in requests
+                ]
+                try:
+                    name = self._create(spec.model, display, inlined)
+                except _TooLarge:
+                    self.events.append(
+                        f"the API refused the {size:,}-byte inline batch as too large; sent it as a JSONL file"
+                    )
+                else:
+                    self._submitted[name] = keys
+                    return name
+            lines.seek(0)
+            file_name = self._upload(lines, display)
+        name = self._create(spec.model, display, file_name)
+        self._submitted[name] = keys
+        return name
+
+    def _upload(self, lines: IO[bytes], display: str) -> str:
+        try:
+            uploaded = self._client.files.upload(
+                # A binary temporary file; the SDK types it as IOBase, which IO[bytes] does not name.
+                file=cast(io.IOBase, lines),
+                config=types.UploadFileConfig(mime_type=JSONL_MIME_TYPE, display_name=f"{display}-input"),
+            )
+        except (errors.APIError, httpx2.HTTPError) as exc:
+            raise ProviderError(f"batch input upload failed: {describe(exc)}") from None
+        if not uploaded.name:
+            raise ProviderError("batch input upload failed: the API returned no file name")
+        return uploaded.name
+
+    def _create(self, model: str, display: str, src: list[types.InlinedRequest] | str) -> str:
+        # Our own attempts, one HTTP call each, so that no retry happens without the list check.
+        once = self._http(self._config.request_timeout, 1)
+        config = types.CreateBatchJobConfig(display_name=display, http_options=once)
+        error: Exception | None = None
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            ambiguous = False
+            try:
+                job = self._client.batches.create(model=model, src=src, config=config)
+            except errors.APIError as exc:
+                if exc.code in (400, 413) and "payload size exceeds" in (exc.message or "").lower():
+                    raise _TooLarge from None
+                if exc.code not in RETRY_STATUSES:
+                    raise ProviderError(f"batch create failed: {describe(exc)}") from None
+                # 429 and 503 refuse the call; anything else may have created the job after all.
+                error, ambiguous = exc, exc.code not in (429, 503)
+            except httpx2.HTTPError as exc:
+                error, ambiguous = exc, True
+            else:
+                if not job.name:
+                    raise ProviderError("batch create failed: the API returned no job name")
+                return job.name
+            if ambiguous:
+                found = self._find_job(display)
+                if found:
+                    self.events.append(
+                        f"the answer to a batch create was lost ({describe(error)}); "
+                        f"found the job it created, {found}, instead of creating another"
+                    )
+                    return found
+            if attempt < CREATE_ATTEMPTS:
+                time.sleep(self._backoff(attempt))
+        reason = describe(error) if error is not None else "no answer"
+        raise ProviderError(f"batch create failed after {CREATE_ATTEMPTS} attempts: {reason}")
+
+    def _find_job(self, display: str) -> str | None:
+        """Our job by its unique display name, among the newest ones."""
+        try:
+            pager = self._client.batches.list(
+                config=types.ListBatchJobsConfig(page_size=50, http_options=self._http(self._config.request_timeout, 1))
+            )
+            return next((job.name for job in pager.page if job.display_name == display and job.name), None)
+        except (errors.APIError, httpx2.HTTPError):
+            return None
+
+    def _backoff(self, attempt: int) -> float:
+        wait = 0.5 * 2.0 ** (attempt - 1)
+        if self._config.deadline is not None:
+            remaining = self._config.deadline - time.monotonic()
+            if remaining > 0:
+                wait = min(wait, remaining)
+        return wait
+
+    def status(self, batch_id: str) -> BatchStatus:
+        name = job_name(batch_id)
+        try:
+            job = self._client.batches.get(name=name)
+        except (errors.APIError, httpx2.HTTPError) as exc:
+            raise ProviderError(f"batch status failed: {describe(exc)}") from None
+        state = _state_name(job)
+        mapped = _STATES.get(state, BatchState.RUNNING)
+        if mapped is BatchState.RUNNING:
+            return BatchStatus(name, mapped)
+        # The SDK drops the job's error and batch stats; the raw body has them.
+        raw = self._raw_job(name)
+        stats = raw.get("metadata", {}).get("batchStats", {}) if raw else {}
+        counts = {
+            "requests": _int(stats.get("requestCount")),
+            "succeeded": _int(stats.get("successfulRequestCount")),
+            "errored": _int(stats.get("failedRequestCount")),
+            "pending": _int(stats.get("pendingRequestCount")),
+        }
+        error = None
+        if mapped is BatchState.FAILED:
+            detail = raw.get("error") if raw else None
+            message = detail.get("message") if isinstance(detail, dict) else None
+            error = message or "the API gave no reason"
+        return BatchStatus(name, mapped, counts, error)
+
+    def _raw_job(self, name: str) -> dict[str, Any]:
+        try:
+            response = self._client._api_client.request("get", name, {})
+            body = json.loads(response.body or "{}")
+        except (errors.APIError, httpx2.HTTPError, ValueError):
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def cancel(self, batch_id: str) -> None:
+        try:
+            self._client.batches.cancel(name=job_name(batch_id))
+        except (errors.APIError, httpx2.HTTPError) as exc:
+            raise ProviderError(f"batch cancel failed: {describe(exc)}") from None
+
+    def results(self, batch_id: str) -> Iterator[Outcome]:
+        name = job_name(batch_id)
+        try:
+            job = self._client.batches.get(name=name)
+        except (errors.APIError, httpx2.HTTPError) as exc:
+            raise ProviderError(f"batch results failed: {describe(exc)}") from None
+        state = _state_name(job)
+        answered: set[str] = set()
+        dest = job.dest
+        if dest is not None and dest.inlined_responses is not None:
+            for item in dest.inlined_responses:
+                key = (item.metadata or {}).get("key")
+                if key is None:
+                    continue
+                answered.add(key)
+                response = item.response.model_dump(mode="json", by_alias=True) if item.response else None
+                error = item.error.model_dump(mode="json", by_alias=True) if item.error else None
+                yield _outcome(key, response, error)
+        elif dest is not None and dest.file_name:
+            for key, response, error in self._download(dest.file_name):
+                answered.add(key)
+                yield _outcome(key, response, error)
+        if state in _UNANSWERED:
+            status, note = _UNANSWERED[state]
+            if status is Status.ERRORED:
+                detail = self._raw_job(name).get("error")
+                reason = detail.get("message") if isinstance(detail, dict) else None
+                note = f"the job failed: {reason or 'the API gave no reason'}"
+            for key in self._submitted.get(name, []):
+                if key not in answered:
+                    yield Outcome(key, status, error=note)
+
+    def _download(self, file_name: str) -> Iterator[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "results.jsonl"
+            try:
+                # Streamed to disk: a 100k-line result file never sits in memory whole.
+                self._client.files.download(file=file_name, destination=str(path))
+            except errors.APIError as exc:
+                raise ProviderError(f"batch results failed: {describe(exc)}") from None
+            except httpx2.HTTPError as exc:
+                raise ProviderError(f"batch results download broke off: {type(exc).__name__}") from None
+            with path.open(encoding="utf-8") as fh:
+                for number, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        raise ProviderError(f"batch results line {number} is not JSON") from None
+                    key = entry.get("key") if isinstance(entry, dict) else None
+                    if not isinstance(key, str):
+                        continue
+                    response = entry.get("response")
+                    # The docs call it a status object; parse either name.
+                    error = entry.get("error") or entry.get("status")
+                    yield (
+                        key,
+                        response if isinstance(response, dict) else None,
+                        error if isinstance(error, dict) else None,
+                    )
+
+    # -- sync ------------------------------------------------------------------------------------
+
+    def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
+        try:
+            contents = _contents(request)
+        except ValueError as exc:
+            return Outcome(request.custom_id, Status.ERRORED, model=spec.model, error=str(exc))
+        flex_error = None
+        if deadline_remaining is not None and deadline_remaining >= FLEX_LATENCY_SECONDS + STANDARD_RESERVE_SECONDS:
+            # Flex sheds load instead of queueing it: one attempt, then the standard tier.
+            flex = self._http(FLEX_LATENCY_SECONDS, 1)
+            config = self.config(request, spec, service_tier=types.ServiceTier.FLEX, http_options=flex)
+            try:
+                response = self._client.models.generate_content(
+                    model=spec.model,
+                    contents=contents,
+                    config=config,
+                )
+                return self._sync_outcome(request, spec, response, "flex")
+            except (errors.APIError, httpx2.HTTPError) as exc:
+                flex_error = describe(exc)
+        standard = self._http(self._config.sync_timeout, self._config.max_retries + 1)
+        try:
+            response = self._client.models.generate_content(
+                model=spec.model,
+                contents=contents,
+                config=self.config(request, spec, http_options=standard),
+            )
+        except (errors.APIError, httpx2.HTTPError) as exc:
+            error = describe(exc) + (f" (Flex tier before: {flex_error})" if flex_error else "")
+            return Outcome(request.custom_id, Status.ERRORED, model=spec.model, error=error, tier="standard")
+        return self._sync_outcome(request, spec, response, "standard")
+
+    @staticmethod
+    def _sync_outcome(
+        request: PromptRequest, spec: RunSpec, response: types.GenerateContentResponse, tier: str
+    ) -> Outcome:
+        outcome = _outcome(request.custom_id, response.model_dump(mode="json", by_alias=True), None, tier)
+        if outcome.model is None:
+            outcome.model = spec.model
+        return outcome
+
+
+def job_name(batch_id: str) -> str:
+    """The full `batches/...` name the SDK requires; a bare id is accepted as well."""
+    return batch_id if batch_id.startswith("batches/") else f"batches/{batch_id}"
+
+
+def describe(exc: BaseException | None) -> str:
+    """A short, key-free description of an SDK or transport error."""
+    if isinstance(exc, errors.APIError):
+        return f"HTTP {exc.code} {exc.status or type(exc).__name__}: {exc.message or ''}".strip().rstrip(":")
+    if isinstance(exc, httpx2.TimeoutException):
+        return "request timed out"
+    if isinstance(exc, httpx2.HTTPError):
+        return "connection error"
+    return type(exc).__name__
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _contents(request: PromptRequest) -> list[dict[str, Any]]:
+    """The common role/content messages as Gemini contents (assistant turns are `model` turns)."""
+    contents: list[dict[str, Any]] = []
+    for message in request.messages:
+        content = message["content"]
+        if isinstance(content, str):
+            parts = [{"text": content}]
+        else:
+            parts = []
+            for block in content:
+                if block.get("type") != "text" or not isinstance(block.get("text"), str):
+                    raise ValueError(f"content blocks of type {block.get('type')!r} are not supported on gemini")
+                parts.append({"text": block["text"]})
+        if not parts:
+            raise ValueError("a message without text cannot be sent to gemini")
+        contents.append({"role": "model" if message["role"] == "assistant" else "user", "parts": parts})
+    return contents
+
+
+def _state_name(job: types.BatchJob) -> str:
+    state = job.state
+    return str(state.value) if state is not None else "JOB_STATE_UNSPECIFIED"
+
+
+def _int(value: Any) -> int:
+    # int64 counts arrive as strings in proto JSON.
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _outcome(key: str, response: dict[str, Any] | None, error: dict[str, Any] | None, tier: str = "batch") -> Outcome:
+    if error is not None or response is None:
+        detail = error or {}
+        code = detail.get("code")
+        status = detail.get("status") or _RPC_CODES.get(code if isinstance(code, int) else -1) or f"code {code}"
+        return Outcome(key, Status.ERRORED, error=f"{status}: {detail.get('message') or 'no response'}", tier=tier)
+    usage = _usage(response.get("usageMetadata") or {})
+    model = response.get("modelVersion") or None
+    candidates = response.get("candidates") or []
+    if not candidates:
+        feedback = response.get("promptFeedback") or {}
+        reason = feedback.get("blockReason") or "no candidates"
+        return Outcome(key, Status.ERRORED, model, usage=usage, error=f"prompt blocked: {reason}", tier=tier)
+    first = candidates[0]
+    parts = (first.get("content") or {}).get("parts") or []
+    text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
+    finish = first.get("finishReason")
+    if not text and finish in _BLOCKED_FINISH:
+        return Outcome(key, Status.ERRORED, model, usage=usage, error=f"response blocked: {finish}", tier=tier)
+    return Outcome(key, Status.SUCCEEDED, model, text, usage, tier=tier)
+
+
+def _usage(meta: dict[str, Any]) -> Usage:
+    prompt = _int(meta.get("promptTokenCount"))
+    cached = _int(meta.get("cachedContentTokenCount"))
+    tool_prompt = _int(meta.get("toolUsePromptTokenCount"))
+    return Usage(
+        # promptTokenCount includes the cached part; the common name counts uncached input only.
+        input_tokens=max(prompt - cached, 0) + tool_prompt,
+        # Thinking is billed as output.
+        output_tokens=_int(meta.get("candidatesTokenCount")) + _int(meta.get("thoughtsTokenCount")),
+        cache_read_tokens=cached,
+    )

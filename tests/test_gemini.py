@@ -214,3 +214,23 @@ def test_a_results_download_cut_short_is_fetched_again(ws: Path, emulator: Emula
     assert run.code == 0, run.log
     assert len(emulator.calls("files_download")) == 2
     assert {r["via"] for r in run.results} == {"batch"} and len(run.results) == 3
+
+
+def test_a_rejected_key_stops_the_run_before_any_sync_call(ws: Path, emulator: Emulator) -> None:
+    emulator.config.api_key = "the-right-gemini-key"
+    run = GEMINI.run(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 1
+    assert emulator.calls("gemini_generate") == []  # no fallback that would fail the same way
+    assert {r["status"] for r in run.results} == {"errored"}
+    assert "API key not valid" in run.results[0]["error"]
+    assert API_KEY not in run.summary
+
+
+def test_sync_calls_are_retried_with_explicit_limits(ws: Path, emulator: Emulator) -> None:
+    emulator.config.faults = [Fault("gemini_generate", 429, times=1), Fault("gemini_generate", 503, times=1)]
+    run = GEMINI.run(ws, emulator, prompt_files="prompts/alpha.md", mode="sync")
+    assert run.code == 0, run.log
+    calls = emulator.calls("gemini_generate")
+    assert [c.status for c in calls] == [429, 503, 200]
+    # The SDK has neither by default: every call carries a timeout (sent as X-Server-Timeout too).
+    assert all(c.headers.get("x-server-timeout") == "600" for c in calls)

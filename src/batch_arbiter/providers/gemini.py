@@ -30,6 +30,8 @@ STANDARD_RESERVE_SECONDS = 300.0
 # Attempts at creating one job; after an ambiguous failure the job list is asked first (creates are not
 # idempotent: a retried create could leave two paid jobs).
 CREATE_ATTEMPTS = 3
+# Attempts of one standard-tier sync call: a fallback of many calls meets rate limits as a matter of course.
+SYNC_ATTEMPTS = 7
 # Statuses worth another attempt. The SDK retries nothing unless told to.
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 # Thinking budgets for the 2.5 models, which take budgets instead of levels; `max` is the model's ceiling.
@@ -206,7 +208,7 @@ class GeminiProvider:
                 config=types.UploadFileConfig(mime_type=JSONL_MIME_TYPE, display_name=f"{display}-input"),
             )
         except (errors.APIError, httpx2.HTTPError) as exc:
-            raise ProviderError(f"batch input upload failed: {describe(exc)}") from None
+            raise ProviderError(f"batch input upload failed: {describe(exc)}", fatal=rejected_key(exc)) from None
         if not uploaded.name:
             raise ProviderError("batch input upload failed: the API returned no file name")
         return uploaded.name
@@ -224,7 +226,7 @@ class GeminiProvider:
                 if exc.code in (400, 413) and "payload size exceeds" in (exc.message or "").lower():
                     raise _TooLarge from None
                 if exc.code not in RETRY_STATUSES:
-                    raise ProviderError(f"batch create failed: {describe(exc)}") from None
+                    raise ProviderError(f"batch create failed: {describe(exc)}", fatal=rejected_key(exc)) from None
                 # 429 and 503 refuse the call; anything else may have created the job after all.
                 error, ambiguous = exc, exc.code not in (429, 503)
             except httpx2.HTTPError as exc:
@@ -387,7 +389,7 @@ class GeminiProvider:
                 return self._sync_outcome(request, spec, response, "flex")
             except (errors.APIError, httpx2.HTTPError) as exc:
                 flex_error = describe(exc)
-        standard = self._http(self._config.sync_timeout, self._config.max_retries + 1)
+        standard = self._http(self._config.sync_timeout, max(SYNC_ATTEMPTS, self._config.max_retries + 1))
         try:
             response = self._client.models.generate_content(
                 model=spec.model,
@@ -412,6 +414,16 @@ class GeminiProvider:
 def job_name(batch_id: str) -> str:
     """The full `batches/...` name the SDK requires; a bare id is accepted as well."""
     return batch_id if batch_id.startswith("batches/") else f"batches/{batch_id}"
+
+
+def rejected_key(exc: BaseException) -> bool:
+    """Whether the API refused the credentials: no other call with the same key can succeed."""
+    if not isinstance(exc, errors.APIError):
+        return False
+    if exc.code in (401, 403) or exc.status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return True
+    # The Gemini API answers a wrong key with 400 INVALID_ARGUMENT and this wording.
+    return exc.code == 400 and "api key not valid" in (exc.message or "").lower()
 
 
 def describe(exc: BaseException | None) -> str:

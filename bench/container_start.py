@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"| `docker run` to exit, one-request batch (median) | {med(done):.2f} s |",
                 f"| container start + `python -c pass` (median) | {inside['container_python_pass_s']:.2f} s |",
                 f"| import of the entrypoint | {inside['import_entrypoint_ms']:.0f} ms |",
-                f"| import of `anthropic` (the SDK in use) | {inside['import_anthropic_ms']:.0f} ms |",
-                f"| import of `google.genai` (not imported) | {inside['import_google_genai_ms']:.0f} ms |",
+                f"| import of `anthropic` (provider anthropic) | {inside['import_anthropic_ms']:.0f} ms |",
+                f"| import of `google.genai` (provider gemini only) | {inside['import_google_genai_ms']:.0f} ms |",
             ]
         )
     )

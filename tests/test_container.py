@@ -215,15 +215,26 @@ def test_bundled_emulator_needs_no_key_and_no_network(host: RunnerHost) -> None:
     assert (out["mode"], out["status"], out["succeeded"]) == ("batch+fallback", "succeeded", "2")
 
 
-def test_only_the_provider_sdk_in_use_is_imported(host: RunnerHost, emulator: Emulator) -> None:
+@pytest.mark.parametrize(
+    ("provider", "model", "sdk", "other"),
+    [
+        ("anthropic", "claude-sonnet-5-5", "anthropic", "google.genai"),
+        ("gemini", "gemini-4-argon", "google.genai", "anthropic"),
+    ],
+)
+def test_only_the_provider_sdk_in_use_is_imported(
+    host: RunnerHost, emulator: Emulator, provider: str, model: str, sdk: str, other: str
+) -> None:
     write_prompts(host.workspace, {"p/a.md": "Idea A"})
-    env = host.env(prompt_files="p/a.md", mode="sync", api_key="sk-ant-x", base_url=emulator.base_url)
+    env = host.env(
+        prompt_files="p/a.md", mode="sync", provider=provider, model=model, api_key="key-x", base_url=emulator.base_url
+    )
     env["PYTHONPROFILEIMPORTTIME"] = "1"
     step = host.run(env)
     assert step.code == 0, step.stdout + step.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in step.stderr.splitlines() if line.startswith("import time:")}
-    assert "anthropic" in imported
-    assert not {m for m in imported if m.startswith("google.genai")}
+    assert sdk in imported
+    assert not {m for m in imported if m == other or m.startswith(other + ".")}
 
 
 @pytest.fixture

@@ -430,7 +430,8 @@ class GeminiApi:
     def _entry(job: GeminiJob, item: GeminiItem) -> dict[str, Any]:
         entry: dict[str, Any] = {}
         if item.final == "succeeded":
-            response_id = derived_id(job.id, item.key or str(id(item)))
+            # Position in the job names an item without a key; either way every download agrees.
+            response_id = derived_id(job.id, item.key or str(job.items.index(item)))
             entry["response"] = build_response(job.model, item.request, response_id=response_id, cached=item.cached)
         else:
             entry["error"] = item.error

@@ -69,8 +69,8 @@ _RPC_CODES = {
 _BLOCKED_FINISH = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})
 
 
-class _TooLarge(Exception):
-    """The API refused an inline batch body as too large."""
+class _TooLarge(ProviderError):
+    """The API refused a batch body as too large (inline: send a file instead)."""
 
 
 class GeminiProvider:
@@ -224,7 +224,7 @@ class GeminiProvider:
                 job = self._client.batches.create(model=model, src=src, config=config)
             except errors.APIError as exc:
                 if exc.code in (400, 413) and "payload size exceeds" in (exc.message or "").lower():
-                    raise _TooLarge from None
+                    raise _TooLarge(f"batch create failed: {describe(exc)}") from None
                 if exc.code not in RETRY_STATUSES:
                     raise ProviderError(f"batch create failed: {describe(exc)}", fatal=rejected_key(exc)) from None
                 # 429 and 503 refuse the call; anything else may have created the job after all.

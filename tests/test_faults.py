@@ -230,7 +230,7 @@ def test_summary_renders_remote_text_inert() -> None:
         Path("/nonexistent/results.jsonl"),
     )
     evil = "![img](http://evil/x.png) [click](http://evil) <script>alert(1)</script> | x"
-    text = summary(ctx, RunResult("batch", "succeeded", "msgbatch_1", Totals(), [evil]))
+    text = summary(ctx, RunResult("batch", "succeeded", ["msgbatch_1"], Totals(), [evil]))
     assert "- `![img](http://evil/x.png) [click](http://evil) <script>alert(1)</script> \\| x`" in text
     assert "\\<b\\>w\\</b\\>" in text
     assert "<script>" not in text.replace("`![img]", "").split("`")[0]
@@ -261,3 +261,29 @@ def test_results_that_cannot_be_downloaded_are_left_to_collect_not_paid_twice(ws
     later = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")  # the state file points at it
     assert later.code == 0 and later.outputs["batch-id"] == batch_id
     assert {r["via"] for r in later.results} == {"batch"} and len(emulator.anthropic.batch_ids()) == 1
+
+
+def test_post_step_without_a_key_warns_instead_of_failing(tmp_path: Path, emulator: Emulator) -> None:
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    (ws / "batch-results").mkdir(parents=True)
+    files.mkdir()
+    (ws / "batch-results" / "state.json").write_text(
+        json.dumps(
+            {
+                "provider": "anthropic",
+                "model": "claude-sonnet-5-5",
+                "workload": "w",
+                "deadline": "",
+                "status": "submitted",
+                "batch_ids": ["msgbatch_01x"],
+                "custom_ids": ["a"],
+            }
+        )
+    )
+    env = runner_env(ws, files, emulator, prompt_files="x.md", api_key="")
+    post = subprocess.run(
+        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert post.returncode == 0, post.stderr
+    assert "::warning::batch msgbatch_01x may still be running, and no API key is available" in post.stdout
+    assert "Traceback" not in post.stderr and emulator.calls() == []

@@ -46,7 +46,7 @@ def _result(mode: str = "batch") -> tuple[RunContext, RunResult]:
     totals.cost_usd, totals.sync_cost_usd = 0.5, 1.0
     decision = Decision("batch", False, "default", "scheduled")
     ctx = RunContext("nightly-ideas", "anthropic", "claude-sonnet-4-6", None, decision, Path("out"), Path("out/r"))
-    return ctx, RunResult(mode, "succeeded", "msgbatch_1", totals)
+    return ctx, RunResult(mode, "succeeded", ["msgbatch_1"], totals)
 
 
 def test_record_has_the_origin_layout_then_the_extension() -> None:

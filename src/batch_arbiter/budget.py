@@ -31,7 +31,7 @@ class Estimate:
 
 
 def _chars(request: PromptRequest) -> int:
-    return sum(len(str(m["content"])) for m in request.messages) + len(request.system or "")
+    return request.text_bytes()
 
 
 def estimate(

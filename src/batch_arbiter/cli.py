@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
@@ -125,7 +126,6 @@ class Prepared:
     prices: PriceTable
     today: date
     timeout_minutes: float
-    deadline: float
     upgrade: Upgrade | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -201,10 +201,7 @@ def prepare(settings: Settings, runner: Runner) -> Prepared:
     if decision.max_wait_minutes is not None and decision.max_wait_minutes < timeout:
         timeout = decision.max_wait_minutes
         notes.append(f"the policy caps the batch wait at {timeout:g} minutes")
-    deadline = time.monotonic() + timeout * 60
-    provider = make_provider(
-        settings.provider, ProviderConfig(api_key=api_key, base_url=settings.base_url, deadline=deadline)
-    )
+    provider = make_provider(settings.provider, ProviderConfig(api_key=api_key, base_url=settings.base_url))
     try:
         caps = provider.model_caps(model)
     except ProviderError as exc:
@@ -240,7 +237,6 @@ def prepare(settings: Settings, runner: Runner) -> Prepared:
         prices=prices,
         today=today,
         timeout_minutes=timeout,
-        deadline=deadline,
         upgrade=upgrade,
         notes=notes,
     )
@@ -288,12 +284,12 @@ def run(p: Prepared, runner: Runner) -> int:
 
     p.out_dir.mkdir(parents=True, exist_ok=True)
     state_path = p.out_dir / STATE_FILE
-    batch_id = settings.batch_id
+    batch_ids = [b for b in re.split(r"[,\s]+", settings.batch_id or "") if b]
     previous = RunState.read(state_path)
-    if batch_id is None and previous is not None and previous.collectable and previous.provider == settings.provider:
+    if not batch_ids and previous is not None and previous.collectable and previous.provider == settings.provider:
         # A re-run of the same step: collect what was already paid for instead of submitting again.
-        batch_id = previous.batch_id
-        runner.notice(f"found {STATE_FILE} for batch {batch_id}; collecting it instead of submitting again")
+        batch_ids = previous.batch_ids
+        runner.notice(f"found {STATE_FILE} for batch {previous.batch_id}; collecting it instead of submitting again")
     deadline_wall = datetime.now(UTC) + timedelta(minutes=p.timeout_minutes)
     state = RunState(state_path, settings.provider, p.spec.model, p.workload, deadline_wall.isoformat("T", "seconds"))
     writer = ResultWriter(p.out_dir, p.prices, p.spec.model, p.today, redact=runner.redact)
@@ -302,7 +298,7 @@ def run(p: Prepared, runner: Runner) -> int:
         p.spec,
         writer,
         state,
-        deadline=p.deadline,
+        deadline=time.monotonic() + p.timeout_minutes * 60,
         poll_interval=settings.poll_interval,
         on_timeout=settings.on_timeout,
         concurrency=settings.max_concurrency,
@@ -312,10 +308,10 @@ def run(p: Prepared, runner: Runner) -> int:
     ctx = _context(p)
     runner.log(f"{p.workload}: {len(p.requests)} requests, {p.decision.mode} on {p.spec.model} ({p.decision.reason})")
     try:
-        if p.decision.mode == "sync" and batch_id is None:
+        if p.decision.mode == "sync" and not batch_ids:
             result = engine.run_sync(p.requests)
         else:
-            result = engine.run_batch(p.requests, batch_id)
+            result = engine.run_batch(p.requests, batch_ids)
     except Cancelled as exc:
         # Every request still gets a line: pending in the batch, or canceled if it never left here.
         status, via, note = (
@@ -338,7 +334,7 @@ def run(p: Prepared, runner: Runner) -> int:
             {
                 "status": "pending" if state.batch_id else "failed",
                 "batch-id": state.batch_id or "",
-                "results-file": str(writer.path),
+                "results-file": writer.path.relative_to(p.workspace).as_posix(),
             }
         )
         return EXIT_INCOMPLETE
@@ -375,6 +371,7 @@ def _context(p: Prepared) -> RunContext:
         requested_effort=p.requested_effort,
         upgrade=p.upgrade,
         notes=tuple(p.notes),
+        workspace=p.workspace,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ POLL_CAP_SECONDS = 300.0
 CANCEL_GRACE_SECONDS = 120.0
 # A results download that breaks off is retried this often, each time skipping what already arrived.
 DOWNLOAD_ATTEMPTS = 3
+# What a request adds to a batch body beyond its text (ids, parameters, JSON punctuation), generously.
+REQUEST_ENVELOPE_BYTES = 1024
+# Split below the provider's byte limit: text size is an estimate of the encoded size.
+BYTES_HEADROOM = 0.9
 # Polls may fail for a while (network, 5xx); only this many failures in a row end the wait.
 MAX_POLL_FAILURES = 20
 
@@ -34,9 +39,29 @@ def next_poll_wait(first: float, attempt: int, elapsed: float) -> float:
 class RunResult:
     mode: str
     status: str
-    batch_id: str | None
+    batch_ids: list[str]
     totals: Totals
     events: list[str] = field(default_factory=list)
+
+    @property
+    def batch_id(self) -> str | None:
+        """All batch ids, comma-separated: the form the `batch-id` input takes back."""
+        return ",".join(self.batch_ids) or None
+
+
+def split(requests: Sequence[PromptRequest], max_requests: int, max_bytes: int) -> list[Sequence[PromptRequest]]:
+    """Consecutive chunks that stay under both of a provider's per-batch limits."""
+    chunks: list[Sequence[PromptRequest]] = []
+    start = size = 0
+    for i, request in enumerate(requests):
+        weight = request.text_bytes() + REQUEST_ENVELOPE_BYTES
+        if i > start and (i - start >= max_requests or size + weight > max_bytes):
+            chunks.append(requests[start:i])
+            start, size = i, 0
+        size += weight
+    if start < len(requests):
+        chunks.append(requests[start:])
+    return chunks
 
 
 Log = Callable[[str], None]
@@ -60,6 +85,7 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.provider = provider
+        provider.deadline = deadline
         self.spec = spec
         self.writer = writer
         self.state = state
@@ -72,165 +98,228 @@ class Engine:
         self.clock = clock
         self.sleep = sleep
         self.events: list[str] = []
+        self._sources: dict[str, str] = {}
+        self._members: dict[str, set[str] | None] = {}
+        self._unfinished: set[str] = set()
+        # Batches that ended but whose results could not be read, and batches that stopped answering.
+        self._undownloaded: set[str] = set()
+        self._unreachable: set[str] = set()
 
     # -- entry points ----------------------------------------------------------------------------
 
     def run_sync(self, requests: Sequence[PromptRequest]) -> RunResult:
         # Sync mode is chosen for latency: no provider should trade speed for price here.
         self._fallback(requests, patient=False)
-        return self._finish("sync", None)
+        return self._finish("sync", [])
 
-    def run_batch(self, requests: Sequence[PromptRequest], batch_id: str | None = None) -> RunResult:
-        if batch_id is None:
-            try:
-                batch_id = self.provider.submit(requests, self.spec)
-            except ProviderError as exc:
-                if exc.fatal:
-                    self._event(f"{exc}; nothing was run")
-                    for request in requests:
-                        self.writer.write(
-                            Outcome(request.custom_id, Status.ERRORED, error=str(exc)), request.source, Via.BATCH
-                        )
-                    return self._finish("batch", None)
-                self._event(f"{exc}; running all {len(requests)} requests synchronously")
-                self._fallback(requests)
-                return self._finish("batch+fallback", None)
-            finally:
-                self._take_provider_events()
-            self.state.submitted(batch_id, [r.custom_id for r in requests])
-            self.log(f"Submitted batch {batch_id} with {len(requests)} requests")
+    def run_batch(self, requests: Sequence[PromptRequest], batch_ids: Sequence[str] = ()) -> RunResult:
+        self._sources = {r.custom_id: r.source for r in requests}
+        if batch_ids:
+            self.state.collecting(list(batch_ids), [r.custom_id for r in requests])
+            self.log(f"Collecting {', '.join(batch_ids)}")
+            # Which request went into which batch is not known: none is "missing" until all are read.
+            members: dict[str, set[str] | None] = dict.fromkeys(batch_ids)
+            self._members = members
         else:
-            self.state.collecting(batch_id, [r.custom_id for r in requests])
-            self.log(f"Collecting batch {batch_id}")
+            submitted, failed = self._submit(requests)
+            if submitted is None:
+                return self._finish("batch", [])
+            members = submitted
+            if failed:
+                self._fallback(failed)
+        if not members:
+            return self._finish("batch+fallback", [])
+        ids = list(members)
 
-        ended = self._wait(batch_id)
-        if not ended:
-            if self.on_timeout == "leave":
-                self._event(f"deadline passed; batch {batch_id} left running (on-timeout: leave)")
-                for request in requests:
+        unended = self._wait(ids)
+        if unended and self.on_timeout == "leave":
+            noun = "batch" if len(unended) == 1 else "batches"
+            self._event(f"deadline passed; {noun} {', '.join(unended)} left running (on-timeout: leave)")
+            left = set().union(*(members[b] or {r.custom_id for r in requests} for b in unended))
+            for request in requests:
+                if request.custom_id in left and request.custom_id not in self.writer.written:
                     self.writer.write(
                         Outcome(request.custom_id, Status.PENDING, error="left in the batch; collect later"),
                         request.source,
                         Via.BATCH,
                     )
-                self.state.pending()
-                return self._finish("pending", batch_id)
-            ended = self._cancel(batch_id)
+            self.state.pending()
+            if all(b in unended for b in ids):
+                return self._finish("pending", ids)
+        elif unended:
+            self._cancel(unended)
+            self._wait(unended, grace=CANCEL_GRACE_SECONDS)
 
-        leftovers: list[PromptRequest] = list(requests)
-        if ended:
-            leftovers = self._collect(batch_id, requests)
-        if leftovers:
-            self._fallback(leftovers)
+        self._fallback(self._leftovers(requests, members))
         mode = "batch+fallback" if self.writer.totals.via[Via.SYNC] else "batch"
-        return self._finish(mode, batch_id)
+        return self._finish(mode, ids)
+
+    def _leftovers(self, requests: Sequence[PromptRequest], members: dict[str, set[str] | None]) -> list[PromptRequest]:
+        """The requests to run synchronously. Those of a batch whose results could not be read may well
+        have been answered: they stay pending for a later collect rather than being paid for twice."""
+        leftovers = [r for r in requests if r.custom_id not in self.writer.written]
+        held: set[str] = set()
+        for batch_id in sorted(self._undownloaded):
+            ids = members.get(batch_id)
+            held |= ids if ids is not None else {r.custom_id for r in leftovers}
+            self._event(
+                f"results of batch {batch_id} could not be downloaded; collect them later with batch-id {batch_id}"
+            )
+        for request in leftovers:
+            if request.custom_id in held:
+                self.writer.write(
+                    Outcome(request.custom_id, Status.PENDING, error="results not downloaded; collect later"),
+                    request.source,
+                    Via.BATCH,
+                )
+        if held:
+            self.state.pending()
+        rerun = [r for r in leftovers if r.custom_id not in held]
+        if any(ids is None for ids in members.values()):
+            # Collected by id: only now, with every batch read, is a request known to be missing.
+            missing = sum(1 for r in rerun if r.custom_id not in self._unfinished)
+            if missing:
+                self._event(f"{missing} requests had no result in the batches; rerunning them synchronously")
+        return rerun
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def _wait(self, batch_id: str) -> bool:
-        """Poll until the batch ends (True) or the deadline passes (False)."""
-        started = self.clock()
-        attempt = failures = 0
-        while True:
+    def _submit(
+        self, requests: Sequence[PromptRequest]
+    ) -> tuple[dict[str, set[str] | None] | None, list[PromptRequest]]:
+        """Submit in as many batches as the provider's limits need. Returns each batch's custom ids
+        and the requests whose batch could not be created (to run synchronously); None when nothing
+        can run at all (a rejected key)."""
+        limit_bytes = int(self.provider.max_batch_bytes * BYTES_HEADROOM)
+        chunks = split(requests, self.provider.max_batch_requests, limit_bytes)
+        if len(chunks) > 1:
+            self._event(f"{len(requests):,} requests split into {len(chunks)} batches (provider limits)")
+        members: dict[str, set[str] | None] = {}
+        failed: list[PromptRequest] = []
+        for chunk in chunks:
             try:
-                status = self.provider.status(batch_id)
-                failures = 0
+                batch_id = self.provider.submit(chunk, self.spec)
             except ProviderError as exc:
-                failures += 1
-                self.warn(f"{exc} (poll {attempt + 1}; retrying until the deadline)")
-                if failures >= MAX_POLL_FAILURES:
-                    self._event(f"{failures} status checks in a row failed; stopped waiting for {batch_id}")
-                    return False
-            else:
+                if exc.fatal:
+                    self._event(f"{exc}; nothing was run")
+                    for request in requests:
+                        if request.custom_id not in self.writer.written:
+                            self.writer.write(
+                                Outcome(request.custom_id, Status.ERRORED, error=str(exc)), request.source, Via.BATCH
+                            )
+                    return None, []
+                self._event(f"{exc}; running its {len(chunk):,} requests synchronously")
+                failed.extend(chunk)
+                continue
+            finally:
+                self._take_provider_events()
+            custom_ids = [r.custom_id for r in chunk]
+            self.state.submitted(batch_id, custom_ids)
+            members[batch_id] = set(custom_ids)
+            self._members[batch_id] = members[batch_id]
+            self.log(f"Submitted batch {batch_id} with {len(chunk):,} requests")
+        return members, failed
+
+    def _wait(self, batch_ids: list[str], grace: float | None = None) -> list[str]:
+        """Poll every batch, collecting each as it ends, until all ended or time is up.
+
+        Returns the batches that had not ended. Time is up at the deadline, or `grace` seconds from now
+        (after a cancel).
+        """
+        started = self.clock()
+        end = self.deadline if grace is None else started + grace
+        first = self.poll_interval if grace is None else min(self.poll_interval, 1.0)
+        pending = list(batch_ids)
+        failures = dict.fromkeys(batch_ids, 0)
+        attempt = 0
+        while pending:
+            for batch_id in list(pending):
+                try:
+                    status = self.provider.status(batch_id)
+                    failures[batch_id] = 0
+                except ProviderError as exc:
+                    failures[batch_id] += 1
+                    self.warn(f"{exc} (poll {attempt + 1}; retrying until the deadline)")
+                    if failures[batch_id] >= MAX_POLL_FAILURES:
+                        self._event(
+                            f"{failures[batch_id]} status checks in a row failed; stopped waiting for {batch_id}"
+                        )
+                        pending.remove(batch_id)
+                        self._unreachable.add(batch_id)
+                    continue
                 if status.state in (BatchState.ENDED, BatchState.FAILED):
                     if status.error:
                         self._event(f"batch {batch_id} failed: {status.error}")
-                    return True
+                    pending.remove(batch_id)
+                    self._collect(batch_id)
             now = self.clock()
-            remaining = self.deadline - now
-            if remaining <= 0:
-                return False
-            wait = min(next_poll_wait(self.poll_interval, attempt, now - started), remaining)
+            if not pending or now >= end:
+                break
+            wait = min(next_poll_wait(first, attempt, now - started), end - now)
+            if grace is not None:
+                wait = min(wait, 5.0)
             attempt += 1
             self.sleep(wait)
+        if grace is not None and pending:
+            self._event(
+                f"{', '.join(pending)} did not end within {grace:.0f}s of the cancel; "
+                "their requests run synchronously and any they still finish may be billed"
+            )
+        return pending + sorted(self._unreachable & set(batch_ids) - set(pending))
 
-    def _cancel(self, batch_id: str) -> bool:
-        """Cancel so nothing still queued is billed, then wait briefly for the batch to end."""
-        self._event(f"deadline passed; canceled batch {batch_id} and kept what it finished")
-        try:
-            self.provider.cancel(batch_id)
-        except ProviderError as exc:
-            self.warn(str(exc))
-        grace_end = self.clock() + CANCEL_GRACE_SECONDS
-        attempt = 0
-        while True:
+    def _cancel(self, batch_ids: list[str]) -> None:
+        """Cancel so nothing still queued is billed; what the batches finished is kept."""
+        noun = "batch" if len(batch_ids) == 1 else "batches"
+        self._event(f"deadline passed; canceled {noun} {', '.join(batch_ids)} and kept what finished")
+        for batch_id in batch_ids:
             try:
-                if self.provider.status(batch_id).state in (BatchState.ENDED, BatchState.FAILED):
-                    return True
+                self.provider.cancel(batch_id)
             except ProviderError as exc:
                 self.warn(str(exc))
-            remaining = grace_end - self.clock()
-            if remaining <= 0:
-                self._event(
-                    f"batch {batch_id} did not end within {CANCEL_GRACE_SECONDS:.0f}s of the cancel; "
-                    "its requests run synchronously and any it still finishes may be billed"
-                )
-                return False
-            self.sleep(min(next_poll_wait(min(self.poll_interval, 1.0), attempt, 0.0), 5.0, remaining))
-            attempt += 1
 
-    def _collect(self, batch_id: str, requests: Sequence[PromptRequest]) -> list[PromptRequest]:
-        """Write every succeeded result; return the requests to rerun synchronously."""
-        sources = {r.custom_id: r.source for r in requests}
-        unfinished: dict[str, Outcome] = {}
-        complete = False
+    def _collect(self, batch_id: str) -> None:
+        """Write every result of an ended batch; errored, expired and canceled ones are left for the
+        fallback. A download that cannot finish leaves that batch's unanswered requests pending."""
+        unfinished: dict[str, Status] = {}
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
                 for outcome in self.provider.results(batch_id):
                     cid = outcome.custom_id
                     if cid in self.writer.written:
                         continue  # a retried download repeats what the first one gave
-                    if outcome.status is Status.SUCCEEDED or cid not in sources:
-                        self.writer.write(outcome, sources.get(cid, ""), Via.BATCH)
+                    if outcome.status is Status.SUCCEEDED or cid not in self._sources:
+                        self.writer.write(outcome, self._sources.get(cid, ""), Via.BATCH)
                     else:
-                        unfinished[cid] = outcome
-                complete = True
+                        unfinished[cid] = outcome.status
+                        self._unfinished.add(cid)
                 break
             except ProviderError as exc:
                 self.warn(f"{exc} (download attempt {attempt} of {DOWNLOAD_ATTEMPTS})")
+        else:
+            self._undownloaded.add(batch_id)
         self.writer.flush()
-        missing = [r for r in requests if r.custom_id not in self.writer.written and r.custom_id not in unfinished]
-        if missing and not complete:
-            # The batch may well have answered these: rerunning them would pay twice. Leave them for a
-            # later collect of the same batch.
-            self._event(
-                f"batch {batch_id}: results of {len(missing)} requests could not be downloaded; "
-                f"collect them later with batch-id {batch_id}"
-            )
-            for request in missing:
-                self.writer.write(
-                    Outcome(request.custom_id, Status.PENDING, error="results not downloaded; collect later"),
-                    request.source,
-                    Via.BATCH,
-                )
-            self.state.pending()
-        counts = {s: sum(1 for o in unfinished.values() if o.status is s) for s in Status}
-        parts = [f"{n} {s}" for s, n in counts.items() if n]
-        if complete and missing:
-            parts.append(f"{len(missing)} without a result")
+        counts = Counter(unfinished.values())
+        parts = [f"{counts[s]} {s}" for s in Status if counts[s]]
+        members = self._members.get(batch_id)
+        if members is not None and batch_id not in self._undownloaded:
+            missing = sum(1 for cid in members if cid not in self.writer.written and cid not in unfinished)
+            parts += [f"{missing} without a result"] if missing else []
         if parts:
             self._event(f"batch {batch_id}: {', '.join(parts)}; rerunning them synchronously")
-        return [r for r in requests if r.custom_id not in self.writer.written]
 
     def _fallback(self, requests: Iterable[PromptRequest], *, patient: bool = True) -> None:
         todo = list(requests)
         if not todo:
             return
-        self.log(f"Running {len(todo)} requests synchronously ({self.concurrency} at a time)")
+        self.log(f"Running {len(todo):,} requests synchronously ({self.concurrency} at a time)")
+        run = functools.partial(self._sync_one, patient=patient)
+        # In windows, so a large fallback never holds a future per request.
+        window = self.concurrency * 64
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            run = functools.partial(self._sync_one, patient=patient)
-            for request, outcome in zip(todo, pool.map(run, todo), strict=True):
-                self.writer.write(outcome, request.source, Via.SYNC)
+            for start in range(0, len(todo), window):
+                part = todo[start : start + window]
+                for request, outcome in zip(part, pool.map(run, part), strict=True):
+                    self.writer.write(outcome, request.source, Via.SYNC)
         self.writer.flush()
 
     def _sync_one(self, request: PromptRequest, patient: bool = True) -> Outcome:
@@ -241,7 +330,7 @@ class Engine:
         except Exception as exc:  # one bad request must not lose the others' results
             return Outcome(request.custom_id, Status.ERRORED, error=f"{type(exc).__name__}: {exc}")
 
-    def _finish(self, mode: str, batch_id: str | None) -> RunResult:
+    def _finish(self, mode: str, batch_ids: list[str]) -> RunResult:
         totals = self.writer.totals
         if mode == "pending":
             status = "pending"
@@ -255,7 +344,7 @@ class Engine:
             status = "partial"  # some results are still with the provider; state.json says where
         elif mode != "pending":
             self.state.done(status)
-        return RunResult(mode, status, batch_id, totals, self.events)
+        return RunResult(mode, status, batch_ids, totals, self.events)
 
     def _take_provider_events(self) -> None:
         for message in self.provider.events:

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput:
         return EXIT_OK  # the main step already reported bad input; nothing was submitted
     state = RunState.read(out_dir / STATE_FILE) if out_dir else None
-    if state is None or state.status != "submitted" or state.batch_id is None:
+    if state is None or state.status != "submitted" or not state.batch_ids:
         return EXIT_OK
     from batch_arbiter.selftest import enabled as on_bundled_emulator
 
@@ -44,14 +44,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     key = settings.api_key.get_secret_value() if settings.api_key else None
     key = key or next((os.environ[v] for v in API_KEY_ENV[state.provider] if os.environ.get(v)), None)
-    if key:
-        runner.mask(key)
-    provider = make_provider(state.provider, ProviderConfig(api_key=key, base_url=settings.base_url))
-    try:
-        provider.cancel(batch_id)
-    except ProviderError as exc:
-        runner.warning(f"the main step was stopped with batch {batch_id} running, and cancelling it failed: {exc}")
+    if not key:
+        runner.warning(
+            f"batch {batch_id} may still be running, and no API key is available to cancel it; "
+            f"collect it with `batch-id: {batch_id}` or cancel it in the provider's console"
+        )
         return EXIT_OK
+    runner.mask(key)
+    try:
+        provider = make_provider(state.provider, ProviderConfig(api_key=key, base_url=settings.base_url))
+    except Exception as exc:  # no key, no SDK: the post step must never fail the job
+        runner.warning(f"batch {batch_id} may still be running and could not be cancelled: {type(exc).__name__}")
+        return EXIT_OK
+    try:
+        for one in state.batch_ids:
+            try:
+                provider.cancel(one)
+            except ProviderError as exc:
+                runner.warning(f"the main step was stopped with batch {one} running, and cancelling it failed: {exc}")
+                return EXIT_OK
     finally:
         provider.close()
     state.status = "canceled"

@@ -121,7 +121,7 @@ def _read_all(files: Iterable[Path], root: Path, system: str | None) -> Iterator
             if not text.strip():
                 raise PromptError(f"prompt file {rel} is empty")
             custom_id = _unique(derive_custom_id(rel), rel, derived)
-            yield PromptRequest(custom_id, rel, ({"role": "user", "content": text},), system)
+            yield PromptRequest(custom_id, rel, text, system)
 
 
 def _parse_json(text: str, where: str) -> Any:
@@ -138,12 +138,14 @@ def _from_object(data: Any, source: str, system: str | None, derived: set[str]) 
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise PromptError(f"{source}: {loc + ': ' if loc else ''}{err['msg']}") from None
+    content: str | tuple[dict[str, Any], ...]
     if obj.messages is not None:
-        messages = tuple(m.model_dump() for m in obj.messages)
+        content = tuple(m.model_dump() for m in obj.messages)
     else:
-        messages = ({"role": "user", "content": obj.prompt},)
+        assert obj.prompt is not None  # the validator admits exactly one of the two
+        content = obj.prompt
     custom_id = obj.custom_id or _unique(derive_custom_id(source), source, derived)
-    return PromptRequest(custom_id, source, messages, obj.system or system, obj.max_tokens)
+    return PromptRequest(custom_id, source, content, obj.system or system, obj.max_tokens)
 
 
 def _unique(candidate: str, source: str, derived: set[str]) -> str:

@@ -27,9 +27,25 @@ class PromptRequest:
 
     custom_id: str
     source: str
-    messages: tuple[dict[str, Any], ...]
+    # A plain prompt's text, or the whole conversation. Kept as bare text when it is one: a run of
+    # 250,000 requests holds all of them, and a message dict per request would cost ~60 MB more.
+    content: str | tuple[dict[str, Any], ...]
     system: str | None = None
     max_tokens: int | None = None
+
+    @property
+    def messages(self) -> tuple[dict[str, Any], ...]:
+        if isinstance(self.content, str):
+            return ({"role": "user", "content": self.content},)
+        return self.content
+
+    def text_bytes(self) -> int:
+        """UTF-8 size of the prompt text: what a request weighs in a batch body, before the envelope."""
+        if isinstance(self.content, str):
+            texts: list[str] = [self.content]
+        else:
+            texts = [m["content"] if isinstance(m["content"], str) else str(m["content"]) for m in self.content]
+        return sum(len(t.encode("utf-8")) for t in texts) + len((self.system or "").encode("utf-8"))
 
 
 @dataclass(slots=True)

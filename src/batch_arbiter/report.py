@@ -29,6 +29,14 @@ class RunContext:
     requested_effort: str | None = None
     upgrade: Upgrade | None = None
     notes: tuple[str, ...] = ()
+    # Outputs name paths relative to the workspace: a container's /github/workspace is not the path the
+    # job's later steps see on the runner.
+    workspace: Path | None = None
+
+    def shown(self, path: Path) -> str:
+        if self.workspace is not None and path.is_relative_to(self.workspace):
+            return path.relative_to(self.workspace).as_posix()
+        return str(path)
 
 
 def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
@@ -39,8 +47,8 @@ def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
         "status": run.status,
         "batch-id": run.batch_id or "",
         "model": ctx.model,
-        "results-dir": str(ctx.results_dir),
-        "results-file": str(ctx.results_file),
+        "results-dir": ctx.shown(ctx.results_dir),
+        "results-file": ctx.shown(ctx.results_file),
         "succeeded": str(t.succeeded),
         "failed": str(t.failed),
         "input-tokens": str(u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens),

@@ -20,7 +20,8 @@ class RunState:
     workload: str
     deadline: str
     status: str = "new"
-    batch_id: str | None = None
+    # Every batch of the run: a run over a provider's per-batch limit is split into several.
+    batch_ids: list[str] = field(default_factory=list)
     submitted_at: str | None = None
     custom_ids: list[str] = field(default_factory=list)
 
@@ -30,6 +31,8 @@ class RunState:
             data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return None
+        if isinstance(data.get("batch_id"), str) and "batch_ids" not in data:
+            data["batch_ids"] = [data["batch_id"]]
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "path"}
         try:
             return cls(path=path, **known)
@@ -37,18 +40,24 @@ class RunState:
             return None
 
     @property
+    def batch_id(self) -> str | None:
+        """The batch ids as the `batch-id` input and output spell them: comma-separated."""
+        return ",".join(self.batch_ids) or None
+
+    @property
     def collectable(self) -> bool:
-        return self.batch_id is not None and self.status in ("submitted", "pending")
+        return bool(self.batch_ids) and self.status in ("submitted", "pending")
 
     def submitted(self, batch_id: str, custom_ids: list[str]) -> None:
-        self.batch_id = batch_id
-        self.custom_ids = custom_ids
-        self.submitted_at = datetime.now(UTC).isoformat(timespec="seconds")
+        """One more batch is with the provider: saved before anything else can go wrong."""
+        self.batch_ids.append(batch_id)
+        self.custom_ids.extend(custom_ids)
+        self.submitted_at = self.submitted_at or datetime.now(UTC).isoformat(timespec="seconds")
         self.status = "submitted"
         self.save()
 
-    def collecting(self, batch_id: str, custom_ids: list[str]) -> None:
-        self.batch_id = batch_id
+    def collecting(self, batch_ids: list[str], custom_ids: list[str]) -> None:
+        self.batch_ids = list(batch_ids)
         self.custom_ids = custom_ids or self.custom_ids
         self.status = "submitted"
         self.save()
@@ -66,6 +75,7 @@ class RunState:
             return
         data = asdict(self)
         data.pop("path")
+        data["batch_id"] = self.batch_id  # the form to paste into `batch-id`
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)

@@ -56,9 +56,12 @@ def _retry_after_seconds(value: str) -> float | None:
 
 class AnthropicProvider:
     name = "anthropic"
+    max_batch_requests = 100_000
+    max_batch_bytes = 256 * 1024 * 1024
 
     def __init__(self, config: ProviderConfig) -> None:
         self._config = config
+        self.deadline: float | None = None
         self.events: list[str] = []
         self._client = anthropic.Anthropic(
             api_key=config.api_key,
@@ -72,9 +75,9 @@ class AnthropicProvider:
 
     def _wait_cap(self) -> float:
         """Before the deadline, no wait may run past it; after it (the fallback), the plain cap."""
-        if self._config.deadline is None:
+        if self.deadline is None:
             return RETRY_AFTER_CAP_SECONDS
-        remaining = self._config.deadline - time.monotonic()
+        remaining = self.deadline - time.monotonic()
         return RETRY_AFTER_CAP_SECONDS if remaining <= 0 else max(0.1, min(RETRY_AFTER_CAP_SECONDS, remaining))
 
     def close(self) -> None:

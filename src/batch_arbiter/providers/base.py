@@ -56,15 +56,19 @@ class ProviderConfig:
     request_timeout: float = 60.0
     sync_timeout: float = 600.0
     max_retries: int = 2
-    # time.monotonic() at which the batch wait ends: no server-requested retry wait may run past it.
-    deadline: float | None = None
 
 
 class Provider(Protocol):
     name: str
+    # The most one batch may hold; larger runs are split into several batches.
+    max_batch_requests: int
+    max_batch_bytes: int
     # What the provider did on its own that the user should hear of (a duplicate batch canceled, a
     # lost create recovered). The engine moves these into the run's events.
     events: list[str]
+    # time.monotonic() at which the batch wait ends, set by the engine when the run starts: no
+    # server-requested retry wait may run past it.
+    deadline: float | None
 
     def model_caps(self, model: str) -> ModelCaps | None:
         """What the provider says the model supports; None when it cannot say (no endpoint, offline)."""

@@ -75,9 +75,14 @@ class _TooLarge(ProviderError):
 
 class GeminiProvider:
     name = "gemini"
+    # Past the inline limit a batch goes up as a JSONL file, which may hold up to 2 GB; the API names
+    # no request count limit, so the byte limit is the one that splits.
+    max_batch_requests = 1_000_000
+    max_batch_bytes = 2 * 1024 * 1024 * 1024
 
     def __init__(self, config: ProviderConfig, *, inline_limit_bytes: int = INLINE_LIMIT_BYTES) -> None:
         self._config = config
+        self.deadline: float | None = None
         self._inline_limit = inline_limit_bytes
         self.events: list[str] = []
         # Keys of the jobs this process submitted: what a cancelled or expired job left unanswered.
@@ -260,8 +265,8 @@ class GeminiProvider:
 
     def _backoff(self, attempt: int) -> float:
         wait = 0.5 * 2.0 ** (attempt - 1)
-        if self._config.deadline is not None:
-            remaining = self._config.deadline - time.monotonic()
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
             if remaining > 0:
                 wait = min(wait, remaining)
         return wait

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -15,6 +16,7 @@ from batch_arbiter.pricing import PriceTable, PricingError
 from batch_arbiter.records import Outcome, RequestResult, Status, Usage, Via
 
 RESULTS_FILE = "results.jsonl"
+MAX_QUEUED_ANSWERS = 256
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -58,6 +60,8 @@ class ResultWriter:
         self, out_dir: Path, prices: PriceTable, model: str, today: date, redact: Callable[[str], str] = str
     ) -> None:
         self.out_dir = out_dir
+        self._answer_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="answers")
+        self._answers: deque[Future[int]] = deque()
         # Model text and API errors are untrusted: a reply that echoes a secret must not store it.
         self._redact = redact
         self.path = out_dir / RESULTS_FILE
@@ -91,7 +95,7 @@ class ResultWriter:
         self._fh.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
         if outcome.status is Status.SUCCEEDED and result.text is not None and _SAFE_NAME.match(outcome.custom_id):
             # Only API-valid ids ([A-Za-z0-9_-]{1,64}) name files: nothing can write outside out_dir.
-            (self.out_dir / f"{outcome.custom_id}.md").write_text(result.text, encoding="utf-8")
+            self._write_answer(self.out_dir / f"{outcome.custom_id}.md", result.text)
         self.written.add(outcome.custom_id)
         t = self.totals
         t.statuses[outcome.status] += 1
@@ -106,10 +110,20 @@ class ResultWriter:
         t.sync_cost_usd += sync_cost
         return result
 
+    def _write_answer(self, path: Path, text: str) -> None:
+        # Creating a file costs a syscall round trip that dwarfs its small write; a few threads overlap
+        # them (the GIL is released in the kernel), and the queue is bounded so memory stays flat.
+        if len(self._answers) >= MAX_QUEUED_ANSWERS:
+            self._answers.popleft().result()
+        self._answers.append(self._answer_pool.submit(path.write_text, text, encoding="utf-8"))
+
     def flush(self) -> None:
         self._fh.flush()
 
     def close(self) -> None:
+        while self._answers:
+            self._answers.popleft().result()
+        self._answer_pool.shutdown()
         self._fh.close()
 
     def _price(self, model: str, usage: Usage, discounted: bool) -> tuple[float, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -128,7 +129,8 @@ class AnthropicProvider:
     # -- batch -----------------------------------------------------------------------------------
 
     def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
-        body = [{"custom_id": r.custom_id, "params": self.params(r, spec, batch=True)} for r in requests]
+        body = self._encode_batch(requests, spec)
+        size = len(requests)
         started = datetime.now(UTC) - CREATE_MATCH_SLACK
         # The SDK would retry a timed-out create on its own and could leave two paid batches; here each
         # retry first asks the batch list whether the lost attempt was accepted after all.
@@ -138,14 +140,19 @@ class AnthropicProvider:
         error: anthropic.APIError | None = None
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
-                batch_id = client.messages.batches.create(requests=body).id  # type: ignore[arg-type]
+                batch_id = client.post(
+                    "/v1/messages/batches",
+                    cast_to=MessageBatch,
+                    content=body,
+                    options={"headers": {"Content-Type": "application/json"}},
+                ).id
                 break
             except (anthropic.APIConnectionError, anthropic.InternalServerError) as exc:
                 if isinstance(exc, anthropic.APIStatusError) and exc.status_code in (503, 529):
                     error = exc  # overloaded: refused, not accepted
                 else:
                     ambiguous, error = True, exc
-                    found = self._created_since(started, len(body), exclude=set())
+                    found = self._created_since(started, size, exclude=set())
                     if found:
                         batch_id = found[0]
                         self.events.append(
@@ -165,13 +172,24 @@ class AnthropicProvider:
             reason = describe(error) if error is not None else "no answer"
             raise ProviderError(f"batch create failed after {CREATE_ATTEMPTS} attempts: {reason}")
         if ambiguous:
-            for duplicate in self._created_since(started, len(body), exclude={batch_id}):
+            for duplicate in self._created_since(started, size, exclude={batch_id}):
                 try:
                     self._client.messages.batches.cancel(duplicate)
                     self.events.append(f"canceled duplicate batch {duplicate} left by a retried create")
                 except anthropic.APIError as exc:
                     self.events.append(f"could not cancel duplicate batch {duplicate}: {describe(exc)}")
         return batch_id
+
+    def _encode_batch(self, requests: Sequence[PromptRequest], spec: RunSpec) -> bytes:
+        """The create body, encoded here in one pass. The SDK's `batches.create` would first walk and
+        copy every parameter of every request (its type transform): at 100,000 requests that costs
+        more time and memory than the whole rest of the submit. The wire format is the same."""
+        parts = [b'{"requests":[']
+        for i, request in enumerate(requests):
+            item = {"custom_id": request.custom_id, "params": self.params(request, spec, batch=True)}
+            parts.append((b"," if i else b"") + json.dumps(item, ensure_ascii=False).encode("utf-8"))
+        parts.append(b"]}")
+        return b"".join(parts)
 
     def _created_since(self, since: datetime, size: int, exclude: set[str]) -> list[str]:
         """Running batches of our size created since `since`, oldest first (the list is newest first)."""

@@ -287,3 +287,44 @@ def test_post_step_without_a_key_warns_instead_of_failing(tmp_path: Path, emulat
     assert post.returncode == 0, post.stderr
     assert "::warning::batch msgbatch_01x may still be running, and no API key is available" in post.stdout
     assert "Traceback" not in post.stderr and emulator.calls() == []
+
+
+def test_planted_symlinks_in_the_output_dir_are_not_followed(ws: Path, emulator: Emulator, tmp_path: Path) -> None:
+    target = tmp_path / "outside.txt"
+    target.write_text("untouched")
+    out = ws / "batch-results"
+    out.mkdir()
+    for name in ("prompts_p0_md.md", "results.jsonl", "state.tmp"):
+        (out / name).symlink_to(target)
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    assert target.read_text() == "untouched"
+    assert not (out / "prompts_p0_md.md").is_symlink() and (out / "prompts_p0_md.md").read_text()
+    assert len(run.results) == 5
+
+
+def test_post_step_leaves_an_earlier_runs_batch_alone(tmp_path: Path, emulator: Emulator) -> None:
+    # state.json restored from yesterday's run (to collect), and today's main step stopped before using it.
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    (ws / "batch-results").mkdir(parents=True)
+    files.mkdir()
+    (ws / "batch-results" / "state.json").write_text(
+        json.dumps(
+            {
+                "provider": "anthropic",
+                "model": "claude-sonnet-5-5",
+                "workload": "w",
+                "deadline": "",
+                "status": "submitted",
+                "batch_ids": ["msgbatch_01x"],
+                "custom_ids": ["a"],
+                "run": "1111.1",
+            }
+        )
+    )
+    env = runner_env(ws, files, emulator, prompt_files="x.md")  # GITHUB_RUN_ID 4242
+    post = subprocess.run(
+        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert post.returncode == 0, post.stderr
+    assert emulator.calls("cancel") == []

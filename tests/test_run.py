@@ -222,3 +222,18 @@ def test_api_key_reaches_no_file_or_log(ws: Path, emulator: Emulator, provider: 
     for path in (ws / "batch-results").iterdir():
         assert API_KEY not in path.read_text(), path
     assert API_KEY not in run.summary and API_KEY not in json.dumps(run.outputs)
+
+
+def test_collecting_again_keeps_what_an_earlier_run_settled(
+    ws: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
+    emulator.config.outcomes = {"gamma": "errored"}
+    first = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert first.code == 0 and len(emulator.calls(provider.sync)) == 1
+    again = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", batch_id=first.outputs["batch-id"])
+    assert again.code == 0, again.log
+    assert len(emulator.calls(provider.sync)) == 1  # the errored request is not paid for a second time
+    assert sorted(r["custom_id"] for r in again.results) == sorted(IDS)
+    assert {r["custom_id"]: r["via"] for r in again.results}["gamma"] == "sync"
+    assert again.outputs["cost-usd"] == first.outputs["cost-usd"]
+    assert "kept 5 results an earlier run of these batches settled" in again.summary

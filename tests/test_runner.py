@@ -51,8 +51,10 @@ def test_annotations_omit_empty_properties(tmp_path: Path) -> None:
 
 def test_log_lines_cannot_start_workflow_commands(tmp_path: Path) -> None:
     runner, stream = make_runner(tmp_path)
-    runner.log("remote said:\n::error::pwned\n  ::add-mask::x")
-    assert not any(line.startswith("::") for line in stream.getvalue().splitlines())
+    runner.log("remote said:\n::error::pwned\n  ::add-mask::x\nsee ##[error]legacy form")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 4
+    assert not any(line.lstrip().startswith("::") or "##[" in line for line in lines)
 
 
 def test_untrusted_block_stops_commands(tmp_path: Path) -> None:

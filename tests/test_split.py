@@ -7,7 +7,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from batch_arbiter.emulator import Emulator
+from batch_arbiter.emulator import Emulator, Fault
 from batch_arbiter.engine import Engine, split
 from batch_arbiter.pricing import PriceTable
 from batch_arbiter.providers import ProviderConfig, RunSpec, make_provider
@@ -93,3 +93,45 @@ def test_split_run_left_pending_is_collected_later_by_all_its_ids(tmp_path: Path
     assert later.outputs["batch-id"] == first.batch_id
     assert sorted(r["custom_id"] for r in later.results) == ["r0", "r1", "r2", "r3"]
     assert {r["via"] for r in later.results} == {"batch"} and emulator.calls("messages") == []
+
+
+def test_rejected_key_on_a_later_batch_still_collects_the_earlier_one(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.config.faults = [Fault("create", 401, skip=1)]
+    engine, writer, state = engine_for(tmp_path, emulator, max_requests=2)
+    result = engine.run_batch(requests(4))
+    writer.close()
+    (batch_id,) = emulator.anthropic.batch_ids()
+    assert result.batch_ids == [batch_id] and state.batch_ids == [batch_id]
+    lines = {r["custom_id"]: r for r in map(json.loads, writer.path.read_text().splitlines())}
+    assert {cid: r["status"] for cid, r in lines.items()} == {
+        "r0": "succeeded",
+        "r1": "succeeded",
+        "r2": "errored",
+        "r3": "errored",
+    }
+    assert emulator.calls("messages") == []
+
+
+def test_split_leave_with_one_batch_done_is_pending_not_failed(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.config.outcomes = {"r2": "hang", "r3": "hang"}
+    engine, writer, _ = engine_for(tmp_path, emulator, max_requests=2)
+    engine.deadline = engine.clock() + 1.0
+    engine.on_timeout = "leave"
+    result = engine.run_batch(requests(4))
+    writer.close()
+    assert result.status == "pending" and result.totals.failed == 0
+    statuses = {r["custom_id"]: r["status"] for r in map(json.loads, writer.path.read_text().splitlines())}
+    assert statuses == {"r0": "succeeded", "r1": "succeeded", "r2": "pending", "r3": "pending"}
+
+
+def test_batch_stuck_canceling_leaves_its_requests_pending_not_paid_twice(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.config.default_outcome = "hang"
+    emulator.config.cancel_seconds = 60.0  # stays `canceling` far longer than the grace below
+    engine, writer, state = engine_for(tmp_path, emulator, max_requests=10)
+    engine.deadline = engine.clock() + 0.5
+    engine.cancel_grace = 0.5
+    result = engine.run_batch(requests(3))
+    writer.close()
+    assert len(emulator.calls("cancel")) == 1 and emulator.calls("messages") == []
+    assert {r["status"] for r in map(json.loads, writer.path.read_text().splitlines())} == {"pending"}
+    assert result.status == "partial" and json.loads(state.path.read_text())["status"] == "pending"  # type: ignore[union-attr]

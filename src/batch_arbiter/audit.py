@@ -710,10 +710,16 @@ def run_step(settings: Settings, runner: Runner) -> int:
         {
             "mode": "audit",
             "status": "succeeded",
-            "results-dir": str(out_dir),
-            "results-file": str(out_dir / "audit.json"),
+            # Relative to the workspace: later steps do not see the container's /github/workspace.
+            "results-dir": _workspace_relative(out_dir, runner.workspace),
+            "results-file": _workspace_relative(out_dir / "audit.json", runner.workspace),
             "batch-candidates": ",".join(w.name for w in audit.candidates),
             "monthly-savings-usd": f"{totals['savings_usd']:.2f}",
         }
     )
     return EXIT_OK
+
+
+def _workspace_relative(path: Path, workspace: Path) -> str:
+    root = workspace.resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)

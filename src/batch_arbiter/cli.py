@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -267,7 +268,7 @@ def run(p: Prepared, runner: Runner) -> int:
     from batch_arbiter.metrics import log_run
     from batch_arbiter.records import Outcome, Status, Via
     from batch_arbiter.report import outputs, summary
-    from batch_arbiter.results import ResultWriter
+    from batch_arbiter.results import RESULTS_FILE, ResultWriter
     from batch_arbiter.state import STATE_FILE, RunState
 
     settings = p.settings
@@ -291,8 +292,31 @@ def run(p: Prepared, runner: Runner) -> int:
         batch_ids = previous.batch_ids
         runner.notice(f"found {STATE_FILE} for batch {previous.batch_id}; collecting it instead of submitting again")
     deadline_wall = datetime.now(UTC) + timedelta(minutes=p.timeout_minutes)
-    state = RunState(state_path, settings.provider, p.spec.model, p.workload, deadline_wall.isoformat("T", "seconds"))
+    state = RunState(
+        state_path,
+        settings.provider,
+        p.spec.model,
+        p.workload,
+        deadline_wall.isoformat("T", "seconds"),
+        run=runner.run_key,
+    )
+    # Collecting batches an earlier run here already worked on: keep the results it settled (answers,
+    # sync reruns) instead of running those requests again.
+    earlier = p.out_dir / RESULTS_FILE
+    carried = earlier.with_name("results.earlier.jsonl")
+    same_batches = previous is not None and bool(batch_ids) and set(batch_ids) <= set(previous.batch_ids)
+    if same_batches and earlier.exists():
+        os.replace(earlier, carried)
     writer = ResultWriter(p.out_dir, p.prices, p.spec.model, p.today, redact=runner.redact)
+    kept = 0
+    if carried.exists():
+        with carried.open(encoding="utf-8") as fh:
+            for line in fh:
+                record = json.loads(line)
+                if record.get("status") != Status.PENDING and record["custom_id"] not in writer.written:
+                    writer.carry(record)
+                    kept += 1
+        carried.unlink()
     engine = Engine(
         p.provider,
         p.spec,
@@ -305,6 +329,8 @@ def run(p: Prepared, runner: Runner) -> int:
         log=runner.log,
         warn=runner.warning,
     )
+    if kept:
+        engine.note(f"kept {kept} results an earlier run of these batches settled; only the rest was collected")
     ctx = _context(p)
     runner.log(f"{p.workload}: {len(p.requests)} requests, {p.decision.mode} on {p.spec.model} ({p.decision.reason})")
     try:

@@ -97,6 +97,7 @@ class Engine:
         self.warn = warn
         self.clock = clock
         self.sleep = sleep
+        self.cancel_grace = CANCEL_GRACE_SECONDS
         self.events: list[str] = []
         self._sources: dict[str, str] = {}
         self._members: dict[str, set[str] | None] = {}
@@ -104,6 +105,7 @@ class Engine:
         # Batches that ended but whose results could not be read, and batches that stopped answering.
         self._undownloaded: set[str] = set()
         self._unreachable: set[str] = set()
+        self._left_by_choice = False
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -144,11 +146,14 @@ class Engine:
                         Via.BATCH,
                     )
             self.state.pending()
+            self._left_by_choice = True
             if all(b in unended for b in ids):
                 return self._finish("pending", ids)
         elif unended:
             self._cancel(unended)
-            self._wait(unended, grace=CANCEL_GRACE_SECONDS)
+            # A batch that will not end (or answer) may still have finished much of its work: its
+            # requests stay pending for a later collect rather than being paid for twice.
+            self._undownloaded.update(self._wait(unended, grace=self.cancel_grace))
 
         self._fallback(self._leftovers(requests, members))
         mode = "batch+fallback" if self.writer.totals.via[Via.SYNC] else "batch"
@@ -201,13 +206,15 @@ class Engine:
                 batch_id = self.provider.submit(chunk, self.spec)
             except ProviderError as exc:
                 if exc.fatal:
-                    self._event(f"{exc}; nothing was run")
+                    submitted = set().union(*(ids for ids in members.values() if ids is not None))
+                    self._event(f"{exc}; nothing more was submitted" if members else f"{exc}; nothing was run")
                     for request in requests:
-                        if request.custom_id not in self.writer.written:
+                        if request.custom_id not in submitted and request.custom_id not in self.writer.written:
                             self.writer.write(
                                 Outcome(request.custom_id, Status.ERRORED, error=str(exc)), request.source, Via.BATCH
                             )
-                    return None, []
+                    # Batches already created are paid for: they are still waited on and collected.
+                    return (members or None), []
                 self._event(f"{exc}; running its {len(chunk):,} requests synchronously")
                 failed.extend(chunk)
                 continue
@@ -261,10 +268,7 @@ class Engine:
             attempt += 1
             self.sleep(wait)
         if grace is not None and pending:
-            self._event(
-                f"{', '.join(pending)} did not end within {grace:.0f}s of the cancel; "
-                "their requests run synchronously and any they still finish may be billed"
-            )
+            self._event(f"{', '.join(pending)} did not end within {grace:.0f}s of the cancel")
         return pending + sorted(self._unreachable & set(batch_ids) - set(pending))
 
     def _cancel(self, batch_ids: list[str]) -> None:
@@ -341,10 +345,17 @@ class Engine:
         else:
             status = "failed"
         if totals.statuses[Status.PENDING] and mode != "pending":
-            status = "partial"  # some results are still with the provider; state.json says where
+            # Some results are still with the provider (state.json says where): by choice (`leave`)
+            # that is a pending run; because they could not be read, it needs attention.
+            deliberate = self._left_by_choice and not self._undownloaded
+            status = "pending" if deliberate and totals.failed == 0 else "partial"
         elif mode != "pending":
             self.state.done(status)
         return RunResult(mode, status, batch_ids, totals, self.events)
+
+    def note(self, message: str) -> None:
+        """Something the caller did that the run's report should tell."""
+        self._event(message)
 
     def _take_provider_events(self) -> None:
         for message in self.provider.events:

@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = RunState.read(out_dir / STATE_FILE) if out_dir else None
     if state is None or state.status != "submitted" or not state.batch_ids:
         return EXIT_OK
+    if state.run is not None and state.run != runner.run_key:
+        return EXIT_OK  # an earlier run's batch, restored for this run to collect: not ours to cancel
     from batch_arbiter.selftest import enabled as on_bundled_emulator
 
     if on_bundled_emulator() and not settings.base_url:

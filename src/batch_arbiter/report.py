@@ -87,7 +87,7 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         f"| Status | **{run.status}** |",
         f"| Mode | {run.mode} |",
         f"| Provider | {ctx.provider} |",
-        f"| Model | `{ctx.model}`{effort} |",
+        f"| Model | {code(ctx.model)}{effort} |",
     ]
     if run.batch_id:
         lines.append(f"| Batch | {code(run.batch_id)} |")

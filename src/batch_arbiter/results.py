@@ -10,8 +10,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from batch_arbiter.files import open_own, write_own
 from batch_arbiter.pricing import PriceTable, PricingError
 from batch_arbiter.records import Outcome, RequestResult, Status, Usage, Via
 
@@ -61,7 +62,7 @@ class ResultWriter:
     ) -> None:
         self.out_dir = out_dir
         self._answer_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="answers")
-        self._answers: deque[Future[int]] = deque()
+        self._answers: deque[Future[None]] = deque()
         # Model text and API errors are untrusted: a reply that echoes a secret must not store it.
         self._redact = redact
         self.path = out_dir / RESULTS_FILE
@@ -71,7 +72,7 @@ class ResultWriter:
         self.totals = Totals()
         self.written: set[str] = set()
         out_dir.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = self.path.open("w", encoding="utf-8")
+        self._fh: IO[str] = open_own(self.path)
 
     def write(self, outcome: Outcome, source: str, via: Via) -> RequestResult:
         if outcome.custom_id in self.written:
@@ -92,30 +93,42 @@ class ResultWriter:
             error=None if outcome.error is None else self._redact(outcome.error),
             tier=tier,
         )
-        self._fh.write(json.dumps(result.as_dict(), ensure_ascii=False) + "\n")
+        # The line and the totals first: an interruption below must never write this request again.
+        self._append(result.as_dict())
         if outcome.status is Status.SUCCEEDED and result.text is not None and _SAFE_NAME.match(outcome.custom_id):
             # Only API-valid ids ([A-Za-z0-9_-]{1,64}) name files: nothing can write outside out_dir.
             self._write_answer(self.out_dir / f"{outcome.custom_id}.md", result.text)
-        self.written.add(outcome.custom_id)
-        t = self.totals
-        t.statuses[outcome.status] += 1
-        if outcome.status is not Status.PENDING:
-            t.via[via] += 1
-        if tier is not None:
-            t.tiers[tier] += 1
-        if outcome.status is Status.SUCCEEDED:
-            t.models[model] += 1
-        t.usage.add(outcome.usage)
-        t.cost_usd += cost
-        t.sync_cost_usd += sync_cost
         return result
+
+    def carry(self, record: dict[str, Any]) -> None:
+        """A final result an earlier run of the same batches already wrote: kept as it was, not redone."""
+        self._append(record)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        custom_id = record["custom_id"]
+        if custom_id in self.written:
+            raise ValueError(f"result for {custom_id} written twice")
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.written.add(custom_id)
+        t = self.totals
+        status = Status(record["status"])
+        t.statuses[status] += 1
+        if status is not Status.PENDING:
+            t.via[record["via"]] += 1
+        if record.get("tier"):
+            t.tiers[record["tier"]] += 1
+        if status is Status.SUCCEEDED and record.get("model"):
+            t.models[record["model"]] += 1
+        t.usage.add(Usage(**record["usage"]))
+        t.cost_usd += record["cost_usd"]
+        t.sync_cost_usd += record["sync_cost_usd"]
 
     def _write_answer(self, path: Path, text: str) -> None:
         # Creating a file costs a syscall round trip that dwarfs its small write; a few threads overlap
         # them (the GIL is released in the kernel), and the queue is bounded so memory stays flat.
         if len(self._answers) >= MAX_QUEUED_ANSWERS:
             self._answers.popleft().result()
-        self._answers.append(self._answer_pool.submit(path.write_text, text, encoding="utf-8"))
+        self._answers.append(self._answer_pool.submit(write_own, path, text))
 
     def flush(self) -> None:
         self._fh.flush()

@@ -33,6 +33,7 @@ class Runner:
     workflow: str | None = None
     event_name: str | None = None
     run_id: str | None = None
+    run_attempt: str | None = None
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     _secrets: list[str] = field(default_factory=list)
 
@@ -51,8 +52,14 @@ class Runner:
             workflow=env.get("GITHUB_WORKFLOW") or None,
             event_name=env.get("GITHUB_EVENT_NAME") or None,
             run_id=env.get("GITHUB_RUN_ID") or None,
+            run_attempt=env.get("GITHUB_RUN_ATTEMPT") or None,
             stream=stream or sys.stdout,
         )
+
+    @property
+    def run_key(self) -> str | None:
+        """This workflow run and attempt, e.g. `4242.1`; None outside Actions."""
+        return f"{self.run_id}.{self.run_attempt or 1}" if self.run_id else None
 
     @property
     def on_actions(self) -> bool:
@@ -143,5 +150,7 @@ class Runner:
 
     @staticmethod
     def _neutralise(text: str) -> str:
-        # Our own log text may quote remote strings; a line must never start a workflow command.
-        return "\n".join(" " + line if line.lstrip().startswith("::") else line for line in text.split("\n"))
+        # Our own log text may quote remote strings; no line may carry a workflow command. The runner
+        # ignores leading spaces and also reads the legacy `##[command]` form anywhere in a line, so both
+        # markers are broken with an invisible zero-width space.
+        return text.replace("::", ":\u200b:").replace("##[", "#\u200b#[")

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batch_arbiter.files import write_own
+
 STATE_FILE = "state.json"
 
 
@@ -24,6 +26,8 @@ class RunState:
     batch_ids: list[str] = field(default_factory=list)
     submitted_at: str | None = None
     custom_ids: list[str] = field(default_factory=list)
+    # Which workflow run (id.attempt) wrote this file: the post step acts only on its own run's batches.
+    run: str | None = None
 
     @classmethod
     def read(cls, path: Path) -> RunState | None:
@@ -77,5 +81,5 @@ class RunState:
         data.pop("path")
         data["batch_id"] = self.batch_id  # the form to paste into `batch-id`
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        write_own(tmp, json.dumps(data, indent=2) + "\n")
         os.replace(tmp, self.path)

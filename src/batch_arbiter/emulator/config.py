@@ -46,6 +46,8 @@ class Fault:
     retry_after: float | None = None
     kind: str = "status"
     after_lines: int = 0
+    # Let this many matching calls through untouched before the fault starts to apply.
+    skip: int = 0
 
     def __post_init__(self) -> None:
         if self.route not in ROUTES:

@@ -166,6 +166,9 @@ class Emulator:
         with self._fault_lock:
             for fault in self.config.faults:
                 if fault.route == route and fault.times != 0:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     if fault.times > 0:
                         fault.times -= 1
                     return fault

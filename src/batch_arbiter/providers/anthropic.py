@@ -153,7 +153,9 @@ class AnthropicProvider:
                 else:
                     ambiguous, error = True, exc
                     found = self._created_since(started, size, exclude=set())
-                    if found:
+                    # Adopted only when unambiguous: another job on the same key may have submitted a
+                    # batch of the same size at the same time.
+                    if len(found) == 1:
                         batch_id = found[0]
                         self.events.append(
                             f"the answer to a batch create was lost ({describe(exc)}); "
@@ -172,7 +174,14 @@ class AnthropicProvider:
             reason = describe(error) if error is not None else "no answer"
             raise ProviderError(f"batch create failed after {CREATE_ATTEMPTS} attempts: {reason}")
         if ambiguous:
-            for duplicate in self._created_since(started, size, exclude={batch_id}):
+            others = self._created_since(started, size, exclude={batch_id})
+            if len(others) > 1:
+                self.events.append(
+                    f"a batch create answer was lost and {len(others)} other batches of this size were created "
+                    f"meanwhile ({', '.join(others)}); none was cancelled, since they may belong to other jobs"
+                )
+                others = []
+            for duplicate in others:
                 try:
                     self._client.messages.batches.cancel(duplicate)
                     self.events.append(f"canceled duplicate batch {duplicate} left by a retried create")

@@ -328,3 +328,12 @@ def test_post_step_leaves_an_earlier_runs_batch_alone(tmp_path: Path, emulator: 
     )
     assert post.returncode == 0, post.stderr
     assert emulator.calls("cancel") == []
+
+
+def test_an_unexpected_error_ends_with_an_annotation_not_a_traceback(ws: Path, emulator: Emulator) -> None:
+    (ws / "batch-results").write_text("a file where the output directory should be")
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 1
+    assert "::error title=batch-arbiter%3A internal error::unexpected FileExistsError" in run.log
+    assert "::group::Traceback" in run.log and API_KEY not in run.log.replace(f"::add-mask::{API_KEY}", "")
+    assert emulator.calls("create") == []

@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -146,6 +147,13 @@ def execute(settings: Settings, runner: Runner) -> int:
         if settings.mode == "plan":
             return plan(prepared, runner)
         return run(prepared, runner)
+    except Exception as exc:
+        # Still an annotation, never a bare traceback: the text goes through the log's redaction, and
+        # state.json (written as soon as a batch exists) lets a later run collect it.
+        runner.error(f"unexpected {type(exc).__name__}: {exc}", title="batch-arbiter: internal error")
+        with runner.group("Traceback"):
+            runner.log(traceback.format_exc())
+        return EXIT_INCOMPLETE
     finally:
         prepared.provider.close()
 

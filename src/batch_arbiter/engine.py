@@ -168,7 +168,7 @@ class Engine:
             ids = members.get(batch_id)
             held |= ids if ids is not None else {r.custom_id for r in leftovers}
             self._event(
-                f"results of batch {batch_id} could not be downloaded; collect them later with batch-id {batch_id}"
+                f"results of batch {batch_id} could not be read; collect them later with batch-id {batch_id}"
             )
         for request in leftovers:
             if request.custom_id in held:

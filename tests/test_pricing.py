@@ -108,3 +108,16 @@ def test_a_user_pricing_file_may_add_dated_long_context_tiers(tmp_path: Path) ->
     extra.write_text("gemini-x*\t2026-01-01\t1\t1\t1\t1\tmany\n", encoding="utf-8")
     with pytest.raises(PricingError, match=r"prices\.tsv:1"):
         PriceTable.load(extra)
+
+
+def test_sync_baseline_prices_cache_writes_as_a_sync_call_would_make_them(tmp_path: Path) -> None:
+    from batch_arbiter.records import Outcome, Status, Via
+    from batch_arbiter.results import ResultWriter
+
+    writer = ResultWriter(tmp_path, PriceTable.load(), "claude-opus-5-5", DAY)
+    usage = Usage(cache_creation_tokens=1_000_000, cache_creation_1h_tokens=1_000_000)
+    result = writer.write(Outcome("a", Status.SUCCEEDED, "claude-opus-5-5", "hi", usage), "a.md", Via.BATCH)
+    writer.close()
+    # The batch wrote its cache for an hour (2 x input, halved); a sync call writes the 5-minute kind.
+    assert result.cost_usd == pytest.approx(8.0 / 2)
+    assert result.sync_cost_usd == pytest.approx(5.0)

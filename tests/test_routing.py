@@ -139,3 +139,17 @@ def test_plan_sends_no_paid_call(ws: Path, emulator: Emulator) -> None:
     assert float(run.outputs["sync-cost-usd"]) == pytest.approx(2 * float(run.outputs["cost-usd"]))
     assert "## batch-arbiter plan: feature-ideation" in run.summary
     assert not (ws / "batch-results").exists()
+
+
+def test_budget_estimate_prices_each_request_in_its_own_context_tier() -> None:
+    from batch_arbiter.budget import estimate
+    from batch_arbiter.providers import RunSpec
+    from batch_arbiter.records import PromptRequest
+
+    long = PromptRequest("long", "long.md", "x" * 900_000, max_tokens=1000)  # ~225k tokens: the >200k tier
+    short = PromptRequest("short", "short.md", "x" * 4_000, max_tokens=1000)
+    est = estimate([long, short], None, RunSpec("gemini-2.5-pro"), PriceTable.load(), date(2026, 11, 24))
+    # gemini-2.5-pro: 1.25 / 10 per MTok up to 200k prompt tokens, 2.50 / 15 above.
+    expected_sync = (225_001 * 2.50 + 1000 * 15 + 1_001 * 1.25 + 1000 * 10) / 1e6
+    assert est.sync_usd == pytest.approx(expected_sync)
+    assert est.batch_usd == pytest.approx(expected_sync / 2)

@@ -44,21 +44,25 @@ def estimate(
         with ThreadPoolExecutor(max_workers=8) as pool:
             counted = list(pool.map(lambda r: provider.count_tokens(r, spec), sample))
     if counted and all(c is not None for c in counted):
-        sample_tokens = sum(c for c in counted if c is not None)
-        sample_chars = sum(_chars(r) for r in sample) or 1
-        ratio = sample_chars / max(sample_tokens, 1)
-        rest = sum(_chars(r) for r in requests[COUNT_SAMPLE:])
-        input_tokens = sample_tokens + round(rest / ratio)
+        exact = [c for c in counted if c is not None]
+        ratio = (sum(_chars(r) for r in sample) or 1) / max(sum(exact), 1)
+        per_request = exact + [round(_chars(r) / ratio) for r in requests[COUNT_SAMPLE:]]
         method = "counted" if len(requests) <= COUNT_SAMPLE else f"counted for {len(sample)}, scaled for the rest"
     else:
-        input_tokens = sum(round(_chars(r) / CHARS_PER_TOKEN) + 1 for r in requests)
+        per_request = [round(_chars(r) / CHARS_PER_TOKEN) + 1 for r in requests]
         method = f"estimated at {CHARS_PER_TOKEN:g} characters per token"
-    output = sum(r.max_tokens or spec.max_tokens for r in requests)
-    usage = Usage(input_tokens=input_tokens, output_tokens=output)
+    batch_usd = sync_usd = 0.0
+    output = 0
+    # Priced request by request: a long prompt may fall in a model's long-context tier.
+    for request, tokens in zip(requests, per_request, strict=True):
+        usage = Usage(input_tokens=tokens, output_tokens=request.max_tokens or spec.max_tokens)
+        output += usage.output_tokens
+        batch_usd += prices.cost(spec.model, usage, on, batch=True, per_request=True)
+        sync_usd += prices.cost(spec.model, usage, on, batch=False, per_request=True)
     return Estimate(
-        input_tokens=input_tokens,
+        input_tokens=sum(per_request),
         max_output_tokens=output,
-        batch_usd=prices.cost(spec.model, usage, on, batch=True),
-        sync_usd=prices.cost(spec.model, usage, on, batch=False),
+        batch_usd=batch_usd,
+        sync_usd=sync_usd,
         method=method,
     )

@@ -167,9 +167,7 @@ class Engine:
         for batch_id in sorted(self._undownloaded):
             ids = members.get(batch_id)
             held |= ids if ids is not None else {r.custom_id for r in leftovers}
-            self._event(
-                f"results of batch {batch_id} could not be read; collect them later with batch-id {batch_id}"
-            )
+            self._event(f"results of batch {batch_id} could not be read; collect them later with batch-id {batch_id}")
         for request in leftovers:
             if request.custom_id in held:
                 self.writer.write(

@@ -7,7 +7,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -141,10 +141,13 @@ class ResultWriter:
 
     def _price(self, model: str, usage: Usage, discounted: bool) -> tuple[float, float]:
         """(cost, sync cost); `discounted` when the request ran at the half-price rate (batch or Flex)."""
+        # The sync baseline is what a synchronous call would have paid: it writes its cache with the
+        # 5-minute TTL, not the 1-hour one a batch needs.
+        as_sync = replace(usage, cache_creation_1h_tokens=0)
         try:
             return (
                 self._prices.cost(model, usage, self._today, batch=discounted, per_request=True),
-                self._prices.cost(model, usage, self._today, batch=False, per_request=True),
+                self._prices.cost(model, as_sync, self._today, batch=False, per_request=True),
             )
         except PricingError:
             if model == self._model:

@@ -228,12 +228,22 @@ def test_collecting_again_keeps_what_an_earlier_run_settled(
     ws: Path, emulator: Emulator, provider: ProviderProfile
 ) -> None:
     emulator.config.outcomes = {"gamma": "errored"}
-    first = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch")
+    first = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", metrics_file="metrics.jsonl")
     assert first.code == 0 and len(emulator.calls(provider.sync)) == 1
-    again = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", batch_id=first.outputs["batch-id"])
+    again = provider.run(
+        ws,
+        emulator,
+        prompt_files="prompts/*",
+        mode="batch",
+        batch_id=first.outputs["batch-id"],
+        metrics_file="metrics.jsonl",
+    )
     assert again.code == 0, again.log
     assert len(emulator.calls(provider.sync)) == 1  # the errored request is not paid for a second time
     assert sorted(r["custom_id"] for r in again.results) == sorted(IDS)
     assert {r["custom_id"]: r["via"] for r in again.results}["gamma"] == "sync"
     assert again.outputs["cost-usd"] == first.outputs["cost-usd"]
     assert "kept 5 results an earlier run of these batches settled" in again.summary
+    # The spend log counts the money once: the second run added nothing.
+    records = [json.loads(x) for x in (ws / "metrics.jsonl").read_text().splitlines()]
+    assert [r["cost_usd"] > 0 for r in records] == [True, False]

@@ -11,7 +11,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -375,7 +375,9 @@ def run(p: Prepared, runner: Runner) -> int:
     writer.close()
     runner.set_outputs(outputs(ctx, result))
     runner.write_summary(summary(ctx, result))
-    log_run(_inside(p.workspace, settings.metrics_file, "metrics-file"), ctx, result, runner, p.prices)
+    # The metrics log counts spend once: results carried over from an earlier run were logged by it.
+    spent = replace(result, totals=result.totals.minus(writer.carried)) if kept else result
+    log_run(_inside(p.workspace, settings.metrics_file, "metrics-file"), ctx, spent, runner, p.prices)
     if result.status in ("succeeded", "pending"):
         return EXIT_OK
     pending = result.totals.statuses[Status.PENDING]

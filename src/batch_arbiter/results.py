@@ -53,6 +53,34 @@ class Totals:
     def savings_percent(self) -> float:
         return 100.0 * self.savings_usd / self.sync_cost_usd if self.sync_cost_usd > 0 else 0.0
 
+    def count(self, record: dict[str, Any]) -> None:
+        """Add one results line."""
+        status = Status(record["status"])
+        self.statuses[status] += 1
+        if status is not Status.PENDING:
+            self.via[record["via"]] += 1
+        if record.get("tier"):
+            self.tiers[record["tier"]] += 1
+        if status is Status.SUCCEEDED and record.get("model"):
+            self.models[record["model"]] += 1
+        self.usage.add(Usage(**record["usage"]))
+        self.cost_usd += record["cost_usd"]
+        self.sync_cost_usd += record["sync_cost_usd"]
+
+    def minus(self, other: Totals) -> Totals:
+        """What this run added on top of `other` (results an earlier run already paid for)."""
+        usage = Usage(**{k: v - getattr(other.usage, k) for k, v in self.usage.as_dict().items()})
+        return Totals(
+            self.statuses - other.statuses,
+            self.via - other.via,
+            self.tiers - other.tiers,
+            self.models - other.models,
+            usage,
+            self.cost_usd - other.cost_usd,
+            self.sync_cost_usd - other.sync_cost_usd,
+            set(self.unpriced_models),
+        )
+
 
 class ResultWriter:
     """Owns the output directory's result files. Not thread-safe: write from one thread."""
@@ -70,6 +98,8 @@ class ResultWriter:
         self._model = model
         self._today = today
         self.totals = Totals()
+        # The part of `totals` carried over from an earlier run: already logged as spent there.
+        self.carried = Totals()
         self.written: set[str] = set()
         out_dir.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] = open_own(self.path)
@@ -103,6 +133,7 @@ class ResultWriter:
     def carry(self, record: dict[str, Any]) -> None:
         """A final result an earlier run of the same batches already wrote: kept as it was, not redone."""
         self._append(record)
+        self.carried.count(record)
 
     def _append(self, record: dict[str, Any]) -> None:
         custom_id = record["custom_id"]
@@ -110,18 +141,7 @@ class ResultWriter:
             raise ValueError(f"result for {custom_id} written twice")
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.written.add(custom_id)
-        t = self.totals
-        status = Status(record["status"])
-        t.statuses[status] += 1
-        if status is not Status.PENDING:
-            t.via[record["via"]] += 1
-        if record.get("tier"):
-            t.tiers[record["tier"]] += 1
-        if status is Status.SUCCEEDED and record.get("model"):
-            t.models[record["model"]] += 1
-        t.usage.add(Usage(**record["usage"]))
-        t.cost_usd += record["cost_usd"]
-        t.sync_cost_usd += record["sync_cost_usd"]
+        self.totals.count(record)
 
     def _write_answer(self, path: Path, text: str) -> None:
         # Creating a file costs a syscall round trip that dwarfs its small write; a few threads overlap

@@ -167,32 +167,6 @@ def test_cancellation_leaves_state_and_post_step_cancels_the_batch(
     assert again.returncode == 0 and len(emulator.calls("cancel")) == 1
 
 
-def test_post_step_leaves_the_batch_when_asked(tmp_path: Path, emulator: Emulator) -> None:
-    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
-    (ws / "batch-results").mkdir(parents=True)
-    files.mkdir()
-    (ws / "batch-results" / "state.json").write_text(
-        json.dumps(
-            {
-                "provider": "anthropic",
-                "model": "claude-sonnet-5-5",
-                "workload": "w",
-                "deadline": "",
-                "status": "submitted",
-                "batch_id": "msgbatch_01x",
-                "custom_ids": ["a"],
-            }
-        )
-    )
-    env = runner_env(ws, files, emulator, prompt_files="x.md", on_timeout="leave")
-    post = subprocess.run(
-        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert post.returncode == 0
-    assert "::notice::batch msgbatch_01x is still with the provider" in post.stdout
-    assert emulator.calls() == []
-
-
 # -- security -------------------------------------------------------------------------------------
 
 
@@ -263,32 +237,6 @@ def test_results_that_cannot_be_downloaded_are_left_to_collect_not_paid_twice(ws
     assert {r["via"] for r in later.results} == {"batch"} and len(emulator.anthropic.batch_ids()) == 1
 
 
-def test_post_step_without_a_key_warns_instead_of_failing(tmp_path: Path, emulator: Emulator) -> None:
-    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
-    (ws / "batch-results").mkdir(parents=True)
-    files.mkdir()
-    (ws / "batch-results" / "state.json").write_text(
-        json.dumps(
-            {
-                "provider": "anthropic",
-                "model": "claude-sonnet-5-5",
-                "workload": "w",
-                "deadline": "",
-                "status": "submitted",
-                "batch_ids": ["msgbatch_01x"],
-                "custom_ids": ["a"],
-            }
-        )
-    )
-    env = runner_env(ws, files, emulator, prompt_files="x.md", api_key="")
-    post = subprocess.run(
-        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert post.returncode == 0, post.stderr
-    assert "::warning::batch msgbatch_01x may still be running, and no API key is available" in post.stdout
-    assert "Traceback" not in post.stderr and emulator.calls() == []
-
-
 def test_planted_symlinks_in_the_output_dir_are_not_followed(ws: Path, emulator: Emulator, tmp_path: Path) -> None:
     target = tmp_path / "outside.txt"
     target.write_text("untouched")
@@ -303,33 +251,6 @@ def test_planted_symlinks_in_the_output_dir_are_not_followed(ws: Path, emulator:
     assert len(run.results) == 5
 
 
-def test_post_step_leaves_an_earlier_runs_batch_alone(tmp_path: Path, emulator: Emulator) -> None:
-    # state.json restored from yesterday's run (to collect), and today's main step stopped before using it.
-    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
-    (ws / "batch-results").mkdir(parents=True)
-    files.mkdir()
-    (ws / "batch-results" / "state.json").write_text(
-        json.dumps(
-            {
-                "provider": "anthropic",
-                "model": "claude-sonnet-5-5",
-                "workload": "w",
-                "deadline": "",
-                "status": "submitted",
-                "batch_ids": ["msgbatch_01x"],
-                "custom_ids": ["a"],
-                "run": "1111.1",
-            }
-        )
-    )
-    env = runner_env(ws, files, emulator, prompt_files="x.md")  # GITHUB_RUN_ID 4242
-    post = subprocess.run(
-        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert post.returncode == 0, post.stderr
-    assert emulator.calls("cancel") == []
-
-
 def test_an_unexpected_error_ends_with_an_annotation_not_a_traceback(ws: Path, emulator: Emulator) -> None:
     (ws / "batch-results").write_text("a file where the output directory should be")
     run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
@@ -337,3 +258,51 @@ def test_an_unexpected_error_ends_with_an_annotation_not_a_traceback(ws: Path, e
     assert "::error title=batch-arbiter%3A internal error::unexpected FileExistsError" in run.log
     assert "::group::Traceback" in run.log and API_KEY not in run.log.replace(f"::add-mask::{API_KEY}", "")
     assert emulator.calls("create") == []
+
+
+def run_post_step(tmp_path: Path, emulator: Emulator, state: dict[str, object], **inputs: str) -> str:
+    """The post step as the runner runs it, after a main step that left `state` in state.json."""
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    (ws / "batch-results").mkdir(parents=True)
+    files.mkdir()
+    saved = {
+        "provider": "anthropic",
+        "model": "claude-sonnet-5-5",
+        "workload": "w",
+        "deadline": "",
+        "status": "submitted",
+        "batch_ids": ["msgbatch_01x"],
+        "custom_ids": ["a"],
+        **state,
+    }
+    (ws / "batch-results" / "state.json").write_text(json.dumps({k: v for k, v in saved.items() if v is not None}))
+    env = runner_env(ws, files, emulator, prompt_files="x.md", **inputs)  # GITHUB_RUN_ID 4242
+    post = subprocess.run(
+        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert post.returncode == 0 and "Traceback" not in post.stderr, post.stdout + post.stderr
+    return post.stdout
+
+
+def test_post_step_leaves_the_batch_when_asked(tmp_path: Path, emulator: Emulator) -> None:
+    out = run_post_step(tmp_path, emulator, {}, on_timeout="leave")
+    assert "::notice::batch msgbatch_01x is still with the provider" in out
+    assert emulator.calls() == []
+
+
+def test_post_step_without_a_key_warns_instead_of_failing(tmp_path: Path, emulator: Emulator) -> None:
+    out = run_post_step(tmp_path, emulator, {}, api_key="")
+    assert "::warning::batch msgbatch_01x may still be running, and no API key is available" in out
+    assert emulator.calls() == []
+
+
+def test_post_step_leaves_an_earlier_runs_batch_alone(tmp_path: Path, emulator: Emulator) -> None:
+    # state.json restored from yesterday's run (to collect), and today's main step stopped before using it.
+    run_post_step(tmp_path, emulator, {"run": "1111.1"})
+    assert emulator.calls("cancel") == []
+
+
+def test_post_step_reads_a_state_file_of_the_single_batch_layout(tmp_path: Path, emulator: Emulator) -> None:
+    # state.json written before runs could span several batches names one `batch_id`.
+    run_post_step(tmp_path, emulator, {"batch_id": "msgbatch_01old", "batch_ids": None})
+    assert [c.path for c in emulator.calls("cancel")] == ["/v1/messages/batches/msgbatch_01old/cancel"]

@@ -52,6 +52,11 @@ class _Row:
         return sum(ch not in "*?[]" for ch in self.glob)
 
 
+def savings_percent(cost_usd: float, sync_cost_usd: float) -> float:
+    """What routing saved, as a share of the synchronous price of the same tokens."""
+    return 100.0 * (sync_cost_usd - cost_usd) / sync_cost_usd if sync_cost_usd > 0 else 0.0
+
+
 def provider_of(model: str) -> str | None:
     if model.startswith("claude-"):
         return "anthropic"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from batch_arbiter.files import open_own, write_own
-from batch_arbiter.pricing import PriceTable, PricingError
+from batch_arbiter.pricing import PriceTable, PricingError, savings_percent
 from batch_arbiter.records import Outcome, RequestResult, Status, Usage, Via
 
 RESULTS_FILE = "results.jsonl"
@@ -51,7 +51,7 @@ class Totals:
 
     @property
     def savings_percent(self) -> float:
-        return 100.0 * self.savings_usd / self.sync_cost_usd if self.sync_cost_usd > 0 else 0.0
+        return savings_percent(self.cost_usd, self.sync_cost_usd)
 
     def count(self, record: dict[str, Any]) -> None:
         """Add one results line."""

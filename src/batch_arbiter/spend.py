@@ -19,7 +19,7 @@ from typing import Any
 
 from batch_arbiter.charts import BATCH_COLOUR, SYNC_COLOUR, bar_chart, escape, money, table
 from batch_arbiter.metrics import Entry, Log, read
-from batch_arbiter.pricing import PriceTable, PricingError
+from batch_arbiter.pricing import PriceTable, PricingError, savings_percent
 from batch_arbiter.records import Usage
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
@@ -45,7 +45,7 @@ class Line:
 
     @property
     def savings_percent(self) -> float:
-        return 100.0 * self.savings_usd / self.sync_cost_usd if self.sync_cost_usd > 0 else 0.0
+        return savings_percent(self.cost_usd, self.sync_cost_usd)
 
     def add(self, e: Entry, cost: tuple[float, float] | None) -> None:
         self.runs.add(e.run_key)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from batch_arbiter.providers import Provider, RunSpec
     from batch_arbiter.records import PromptRequest
     from batch_arbiter.report import RunContext
+    from batch_arbiter.results import ResultWriter
     from batch_arbiter.runner import Runner
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT = 0, 1, 2
@@ -308,23 +309,10 @@ def run(p: Prepared, runner: Runner) -> int:
         deadline_wall.isoformat("T", "seconds"),
         run=runner.run_key,
     )
-    # Collecting batches an earlier run here already worked on: keep the results it settled (answers,
-    # sync reruns) instead of running those requests again.
-    earlier = p.out_dir / RESULTS_FILE
-    carried = earlier.with_name("results.earlier.jsonl")
     same_batches = previous is not None and bool(batch_ids) and set(batch_ids) <= set(previous.batch_ids)
-    if same_batches and earlier.exists():
-        os.replace(earlier, carried)
+    earlier = _set_aside(p.out_dir / RESULTS_FILE) if same_batches else None
     writer = ResultWriter(p.out_dir, p.prices, p.spec.model, p.today, redact=runner.redact)
-    kept = 0
-    if carried.exists():
-        with carried.open(encoding="utf-8") as fh:
-            for line in fh:
-                record = json.loads(line)
-                if record.get("status") != Status.PENDING and record["custom_id"] not in writer.written:
-                    writer.carry(record)
-                    kept += 1
-        carried.unlink()
+    kept = _carry_settled(earlier, writer) if earlier else 0
     engine = Engine(
         p.provider,
         p.spec,
@@ -389,6 +377,31 @@ def run(p: Prepared, runner: Runner) -> int:
         title="batch-arbiter: incomplete",
     )
     return EXIT_INCOMPLETE
+
+
+def _set_aside(results: Path) -> Path | None:
+    """Move an earlier run's results of the same batches out of the way of the new results file."""
+    if not results.exists():
+        return None
+    aside = results.with_name("results.earlier.jsonl")
+    os.replace(results, aside)
+    return aside
+
+
+def _carry_settled(earlier: Path, writer: ResultWriter) -> int:
+    """Keep what an earlier run of the same batches settled (answers, sync reruns): those requests are
+    not run again. Its pending lines are what this run collects."""
+    from batch_arbiter.records import Status
+
+    kept = 0
+    with earlier.open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            if record.get("status") != Status.PENDING and record["custom_id"] not in writer.written:
+                writer.carry(record)
+                kept += 1
+    earlier.unlink()
+    return kept
 
 
 def _context(p: Prepared) -> RunContext:

@@ -306,3 +306,33 @@ def test_post_step_reads_a_state_file_of_the_single_batch_layout(tmp_path: Path,
     # state.json written before runs could span several batches names one `batch_id`.
     run_post_step(tmp_path, emulator, {"batch_id": "msgbatch_01old", "batch_ids": None})
     assert [c.path for c in emulator.calls("cancel")] == ["/v1/messages/batches/msgbatch_01old/cancel"]
+
+
+def test_a_run_stopped_mid_fallback_still_logs_what_it_spent(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.config.sync_rate_limit = 1  # one call a second: the run is still going when it is stopped
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    files.mkdir()
+    write_prompts(ws, PROMPTS)
+    env = runner_env(
+        ws, files, emulator, prompt_files="prompts/*", mode="sync", max_concurrency="1", metrics_file="metrics.jsonl"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch_arbiter"],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    # Two answers in: the first is surely written by the time the second has arrived.
+    while sum(c.status == 200 for c in emulator.calls("messages")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 1, out
+    (record,) = [json.loads(x) for x in (ws / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (ws / "batch-results" / "results.jsonl").read_text().splitlines()]
+    answered = [r for r in lines if r["status"] == "succeeded"]
+    assert answered and record["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in answered))
+    assert {r["status"] for r in lines} <= {"succeeded", "canceled"} and len(lines) == 5

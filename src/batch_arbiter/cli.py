@@ -273,7 +273,7 @@ def plan(p: Prepared, runner: Runner) -> int:
 
 def run(p: Prepared, runner: Runner) -> int:
     from batch_arbiter.budget import estimate
-    from batch_arbiter.engine import Engine
+    from batch_arbiter.engine import Engine, RunResult
     from batch_arbiter.metrics import log_run
     from batch_arbiter.records import Outcome, Status, Via
     from batch_arbiter.report import outputs, summary
@@ -359,6 +359,15 @@ def run(p: Prepared, runner: Runner) -> int:
                 "results-file": writer.path.relative_to(p.workspace).as_posix(),
             }
         )
+        # What the run spent before it was stopped (sync calls, results already collected) is logged too.
+        stopped = RunResult(
+            "pending" if state.batch_id else "sync",
+            "pending" if state.batch_id else "failed",
+            list(state.batch_ids),
+            writer.totals.minus(writer.carried),
+            engine.events,
+        )
+        log_run(_inside(p.workspace, settings.metrics_file, "metrics-file"), ctx, stopped, runner, p.prices)
         return EXIT_INCOMPLETE
     writer.close()
     runner.set_outputs(outputs(ctx, result))

@@ -644,11 +644,7 @@ def main(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(to_json(audit), indent=2))
         return EXIT_OK
-    markdown = to_markdown(audit)
-    print(markdown, end="")
-    runner = Runner.from_env()
-    if runner.summary_path is not None:
-        runner.write_summary(markdown)
+    Runner.from_env().publish(to_markdown(audit))
     return EXIT_OK
 
 

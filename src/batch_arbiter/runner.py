@@ -138,6 +138,13 @@ class Runner:
         with self.summary_path.open("ab") as fh:
             fh.write(data + b"\n")
 
+    def publish(self, markdown: str) -> None:
+        """A report command's output: printed, and on Actions also the step summary."""
+        sys.stdout.write(markdown)
+        sys.stdout.flush()
+        if self.summary_path is not None:
+            self.write_summary(markdown)
+
     # -- helpers ---------------------------------------------------------------------------------
 
     def _annotate(self, level: str, message: str, title: str | None) -> None:

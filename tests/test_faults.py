@@ -121,6 +121,18 @@ def test_mixed_and_missing_results_rerun_only_the_unfinished(ws: Path, emulator:
     assert "1 errored, 1 expired, 1 canceled, 1 without a result" in run.summary
 
 
+def start_entrypoint(ws: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The action's process as the runner starts it, left running so a test can signal it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "batch_arbiter"],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cancellation_leaves_state_and_post_step_cancels_the_batch(
     tmp_path: Path, emulator: Emulator, sig: signal.Signals
@@ -130,14 +142,7 @@ def test_cancellation_leaves_state_and_post_step_cancels_the_batch(
     files.mkdir()
     write_prompts(ws, PROMPTS)
     env = runner_env(ws, files, emulator, prompt_files="prompts/*", mode="batch")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batch_arbiter"],
-        cwd=ws,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_entrypoint(ws, env)
     state_path = ws / "batch-results" / "state.json"
     deadline = time.monotonic() + 30
     while not state_path.exists() and time.monotonic() < deadline:
@@ -316,14 +321,7 @@ def test_a_run_stopped_mid_fallback_still_logs_what_it_spent(tmp_path: Path, emu
     env = runner_env(
         ws, files, emulator, prompt_files="prompts/*", mode="sync", max_concurrency="1", metrics_file="metrics.jsonl"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batch_arbiter"],
-        cwd=ws,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_entrypoint(ws, env)
     deadline = time.monotonic() + 30
     # Two answers in: the first is surely written by the time the second has arrived.
     while sum(c.status == 200 for c in emulator.calls("messages")) < 2 and time.monotonic() < deadline:

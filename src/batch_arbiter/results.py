@@ -53,8 +53,8 @@ class Totals:
     def savings_percent(self) -> float:
         return savings_percent(self.cost_usd, self.sync_cost_usd)
 
-    def count(self, record: dict[str, Any]) -> None:
-        """Add one results line."""
+    def count(self, record: dict[str, Any], usage: Usage | None = None) -> None:
+        """Add one results line (`usage`: its usage, when the caller still has it as an object)."""
         status = Status(record["status"])
         self.statuses[status] += 1
         if status is not Status.PENDING:
@@ -63,7 +63,7 @@ class Totals:
             self.tiers[record["tier"]] += 1
         if status is Status.SUCCEEDED and record.get("model"):
             self.models[record["model"]] += 1
-        self.usage.add(Usage(**record["usage"]))
+        self.usage.add(usage if usage is not None else Usage(**record["usage"]))
         self.cost_usd += record["cost_usd"]
         self.sync_cost_usd += record["sync_cost_usd"]
 
@@ -124,7 +124,7 @@ class ResultWriter:
             tier=tier,
         )
         # The line and the totals first: an interruption below must never write this request again.
-        self._append(result.as_dict())
+        self._append(result.as_dict(), result.usage)
         if outcome.status is Status.SUCCEEDED and result.text is not None and _SAFE_NAME.match(outcome.custom_id):
             # Only API-valid ids ([A-Za-z0-9_-]{1,64}) name files: nothing can write outside out_dir.
             self._write_answer(self.out_dir / f"{outcome.custom_id}.md", result.text)
@@ -135,13 +135,13 @@ class ResultWriter:
         self._append(record)
         self.carried.count(record)
 
-    def _append(self, record: dict[str, Any]) -> None:
+    def _append(self, record: dict[str, Any], usage: Usage | None = None) -> None:
         custom_id = record["custom_id"]
         if custom_id in self.written:
             raise ValueError(f"result for {custom_id} written twice")
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.written.add(custom_id)
-        self.totals.count(record)
+        self.totals.count(record, usage)
 
     def _write_answer(self, path: Path, text: str) -> None:
         # Creating a file costs a syscall round trip that dwarfs its small write; a few threads overlap

@@ -271,12 +271,15 @@ class GeminiProvider:
                 wait = min(wait, remaining)
         return wait
 
+    def _get_job(self, name: str, purpose: str) -> Any:
+        try:
+            return self._client.batches.get(name=name)
+        except (errors.APIError, httpx2.HTTPError) as exc:
+            raise ProviderError(f"batch {purpose} failed: {describe(exc)}") from None
+
     def status(self, batch_id: str) -> BatchStatus:
         name = job_name(batch_id)
-        try:
-            job = self._client.batches.get(name=name)
-        except (errors.APIError, httpx2.HTTPError) as exc:
-            raise ProviderError(f"batch status failed: {describe(exc)}") from None
+        job = self._get_job(name, "status")
         state = _state_name(job)
         mapped = _STATES.get(state, BatchState.RUNNING)
         if mapped is BatchState.RUNNING:
@@ -313,10 +316,7 @@ class GeminiProvider:
 
     def results(self, batch_id: str) -> Iterator[Outcome]:
         name = job_name(batch_id)
-        try:
-            job = self._client.batches.get(name=name)
-        except (errors.APIError, httpx2.HTTPError) as exc:
-            raise ProviderError(f"batch results failed: {describe(exc)}") from None
+        job = self._get_job(name, "results")
         state = _state_name(job)
         answered: set[str] = set()
         dest = job.dest

@@ -21,8 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from batch_arbiter.audit import run_audit, to_json, to_markdown
-from batch_arbiter.metrics import append
+from batch_arbiter.core.metrics import append
+from batch_arbiter.observatory.audit import run_audit, to_json, to_markdown
 
 CRONS = ["17 3 * * *", "0 8 * * 1", "*/30 * * * *", "0 9-17 * * 1-5", "0 0 1,15 * 5", "5 4 */2 * *", "0 6 * * 0,6"]
 NAMES = ["feature-ideation", "pr-review-health", "fleet-monitor", "weekly-report", "release-notes", "triage", "docs"]

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from batch_arbiter.engine import next_poll_wait
+from batch_arbiter.run.engine import next_poll_wait
 
 
 def schedule(first: float, seconds: float) -> list[tuple[float, float]]:

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from batch_arbiter.cli import execute
+from batch_arbiter.action.entry import step as execute
+from batch_arbiter.action.runner import Runner
+from batch_arbiter.core.settings import load_settings
 from batch_arbiter.emulator import Emulator, EmulatorConfig
-from batch_arbiter.runner import Runner
-from batch_arbiter.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:

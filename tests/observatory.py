@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from batch_arbiter.metrics import append
-from batch_arbiter.pricing import PriceTable
-from batch_arbiter.records import Usage
+from batch_arbiter.core.metrics import append
+from batch_arbiter.core.pricing import PriceTable
+from batch_arbiter.core.records import Usage
+from batch_arbiter.providers.registry import price_table
 
 START = date(2026, 10, 26)  # a Monday
 DAYS = 28
@@ -251,7 +252,7 @@ def _origin(ts: datetime, workflow: str, model: str, engine: str, usage: Usage, 
 
 def build_metrics(path: Path, prices: PriceTable | None = None) -> Path:
     """Four weeks of records, written with the action's own appender."""
-    prices = prices or PriceTable.load()
+    prices = prices or price_table()
     run = 9_000_000
     for day in range(DAYS):
         d = START + timedelta(days=day)

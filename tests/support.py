@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batch_arbiter.cli import execute
+from batch_arbiter.action.entry import step as execute
+from batch_arbiter.action.runner import Runner
+from batch_arbiter.core.settings import load_settings
 from batch_arbiter.emulator import Emulator
-from batch_arbiter.runner import Runner
-from batch_arbiter.settings import BadInput, load_settings
+from batch_arbiter.errors import InputError
 
 API_KEY = "sk-ant-test-0123456789abcdef"
 
@@ -72,7 +73,7 @@ def run_action(workspace: Path, emulator: Emulator | None, **inputs: Any) -> Run
     inputs.setdefault("poll_interval", 0.02)
     try:
         settings = load_settings(**inputs)
-    except BadInput as exc:
+    except InputError as exc:
         runner.error(str(exc))
         code = 2
     else:

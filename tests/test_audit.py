@@ -11,10 +11,20 @@ from pathlib import Path
 import pytest
 from croniter import croniter_range
 
-from batch_arbiter.audit import BATCHED, CANDIDATE, NO_LLM, SYNC, Assumption, Audit, run_audit, to_json, to_markdown
 from batch_arbiter.cli import main
-from batch_arbiter.cron import CronError, parse
-from batch_arbiter.policy import Policy, Rule, decide
+from batch_arbiter.core.policy import Policy, Rule, decide
+from batch_arbiter.observatory.audit import (
+    BATCHED,
+    CANDIDATE,
+    NO_LLM,
+    SYNC,
+    Assumption,
+    Audit,
+    run_audit,
+    to_json,
+    to_markdown,
+)
+from batch_arbiter.observatory.cron import CronError, parse
 from observatory import build_metrics, build_tree
 from support import run_action
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from batch_arbiter.core.policy import Decision
 from batch_arbiter.emulator import Emulator, Fault
-from batch_arbiter.engine import RunResult
-from batch_arbiter.policy import Decision
-from batch_arbiter.report import RunContext, summary
-from batch_arbiter.results import Totals
+from batch_arbiter.run.engine import RunResult
+from batch_arbiter.run.report import RunContext, summary
+from batch_arbiter.run.results import Totals
 from support import API_KEY, parse_outputs, run_action, write_prompts
 from test_entrypoint import runner_env
 
@@ -159,7 +159,7 @@ def test_cancellation_leaves_state_and_post_step_cancels_the_batch(
     assert sorted(r["custom_id"] for r in lines) == sorted(IDS) and {r["status"] for r in lines} == {"pending"}
 
     post = subprocess.run(
-        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "batch_arbiter", "post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
     )
     assert post.returncode == 0, post.stdout + post.stderr
     assert [c.path for c in emulator.calls("cancel")] == [f"/v1/messages/batches/{state['batch_id']}/cancel"]
@@ -167,7 +167,7 @@ def test_cancellation_leaves_state_and_post_step_cancels_the_batch(
     assert f"batch-id: {state['batch_id']}" in post.stdout
     # Run again: nothing left to cancel.
     again = subprocess.run(
-        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "batch_arbiter", "post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
     )
     assert again.returncode == 0 and len(emulator.calls("cancel")) == 1
 
@@ -283,7 +283,7 @@ def run_post_step(tmp_path: Path, emulator: Emulator, state: dict[str, object], 
     (ws / "batch-results" / "state.json").write_text(json.dumps({k: v for k, v in saved.items() if v is not None}))
     env = runner_env(ws, files, emulator, prompt_files="x.md", **inputs)  # GITHUB_RUN_ID 4242
     post = subprocess.run(
-        [sys.executable, "-m", "batch_arbiter.post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "batch_arbiter", "post"], cwd=ws, env=env, capture_output=True, text=True, timeout=60
     )
     assert post.returncode == 0 and "Traceback" not in post.stderr, post.stdout + post.stderr
     return post.stdout

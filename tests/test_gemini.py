@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from batch_arbiter.core.records import PromptRequest
 from batch_arbiter.emulator import Emulator, Fault
-from batch_arbiter.pricing import PriceTable
 from batch_arbiter.providers import ProviderConfig, RunSpec
 from batch_arbiter.providers.gemini import GeminiProvider
-from batch_arbiter.records import PromptRequest
+from batch_arbiter.providers.registry import price_table
 from support import API_KEY, GEMINI, write_prompts
 
 PROMPTS = {
@@ -155,7 +155,7 @@ def test_cached_tokens_are_mapped_and_get_no_batch_discount(ws: Path, emulator: 
     assert run.code == 0, run.log
     cached = [r for r in run.results if r["usage"]["cache_read_tokens"]]
     assert len(cached) == 2
-    rate = PriceTable.load().rate("gemini-2.5-pro", date.today())
+    rate = price_table().rate("gemini-2.5-pro", date.today())
     for r in cached:
         u = r["usage"]
         discounted = (u["input_tokens"] * rate.input + u["output_tokens"] * rate.output) / 2

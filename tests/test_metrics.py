@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from batch_arbiter.core.metrics import append, effective_tokens, read
+from batch_arbiter.core.policy import Decision
+from batch_arbiter.core.records import Usage
 from batch_arbiter.emulator import Emulator
-from batch_arbiter.engine import RunResult
-from batch_arbiter.metrics import append, effective_tokens, read, run_record
-from batch_arbiter.policy import Decision
-from batch_arbiter.pricing import PriceTable
-from batch_arbiter.records import Usage
-from batch_arbiter.report import RunContext
-from batch_arbiter.results import Totals
+from batch_arbiter.providers.registry import price_table
+from batch_arbiter.run.engine import RunResult
+from batch_arbiter.run.report import RunContext
+from batch_arbiter.run.results import Totals
+from batch_arbiter.run.spend_log import run_record
 from support import run_action, write_prompts
 
 ORIGIN_FIELDS = [
@@ -53,7 +54,7 @@ def test_record_has_the_origin_layout_then_the_extension() -> None:
     ctx, result = _result()
     env = {"GITHUB_RUN_ID": "4242", "GITHUB_REPOSITORY": "acme/app", "GITHUB_SERVER_URL": "https://ghe.example"}
     now = datetime(2026, 11, 20, 7, 8, 9, tzinfo=UTC)
-    record = run_record(ctx, result, prices=PriceTable.load(), now=now, workflow="Nightly Ideas", env=env)
+    record = run_record(ctx, result, prices=price_table(), now=now, workflow="Nightly Ideas", env=env)
     assert list(record)[: len(ORIGIN_FIELDS)] == ORIGIN_FIELDS
     assert set(EXTENSION) <= set(record)
     assert record["ts"] == "2026-11-20T07:08:09Z"
@@ -77,14 +78,14 @@ def test_record_has_the_origin_layout_then_the_extension() -> None:
 
 def test_effective_tokens_falls_back_to_multiplier_one_for_unknown_models() -> None:
     usage = Usage(input_tokens=100, output_tokens=10, cache_read_tokens=1000)
-    assert effective_tokens("mystery-model", usage, PriceTable.load(), date(2026, 11, 1)) == 240.0
-    assert effective_tokens("claude-haiku-4-5", usage, PriceTable.load(), date(2026, 11, 1)) == 240.0
+    assert effective_tokens("mystery-model", usage, price_table(), date(2026, 11, 1)) == 240.0
+    assert effective_tokens("claude-haiku-4-5", usage, price_table(), date(2026, 11, 1)) == 240.0
 
 
 _WRITER = """
 import sys
 from pathlib import Path
-from batch_arbiter.metrics import append
+from batch_arbiter.core.metrics import append
 path, who, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for i in range(n):
     # Longer than PIPE_BUF (4 KiB), so a line is not whole by luck of a single small write.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from batch_arbiter.policy import decide
+from batch_arbiter.core.policy import decide
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_arbiter.prompts import CUSTOM_ID_PATTERN, PromptError, derive_custom_id, expand, load_requests
+from batch_arbiter.core.prompts import CUSTOM_ID_PATTERN, PromptError, derive_custom_id, expand, load_requests
 
 
 def make(root: Path, files: dict[str, str]) -> None:
@@ -88,7 +88,7 @@ def test_symlink_out_of_workspace_refused(tmp_path: Path) -> None:
 
 
 def test_oversized_prompt_file_is_refused_with_its_name(tmp_path: Path) -> None:
-    from batch_arbiter.prompts import MAX_REQUEST_BYTES
+    from batch_arbiter.core.prompts import MAX_REQUEST_BYTES
 
     make(tmp_path, {"big.md": "x" * (MAX_REQUEST_BYTES + 1)})
     with pytest.raises(PromptError, match=r"prompt file big\.md is 8,388,609 bytes"):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from batch_arbiter.catalog import clamp_effort
+from batch_arbiter.core.catalog import clamp_effort
+from batch_arbiter.core.policy import PolicyError, decide, load_policy, upgrade_model
 from batch_arbiter.emulator import Emulator, Fault
-from batch_arbiter.policy import PolicyError, decide, load_policy, upgrade_model
-from batch_arbiter.pricing import PriceTable
+from batch_arbiter.providers.registry import price_table
 from support import run_action, write_prompts
 
 PAID = ("create", "messages")
@@ -33,7 +33,7 @@ def test_upgrade_picks_most_capable_model_not_above_sync_price_on_either_side_of
     extra = tmp_path / "prices.tsv"
     # A price cut for Fable 5.2 from December: its batch price then fits under Sonnet 5.5's sync price.
     extra.write_text("claude-fable-5-2*\t2026-12-01\t4\t0.10\t5\t20\n", encoding="utf-8")
-    table = PriceTable.load(extra)
+    table = price_table(extra)
     before = upgrade_model("anthropic", "claude-sonnet-5-5", table, date(2026, 11, 30))
     after = upgrade_model("anthropic", "claude-sonnet-5-5", table, date(2026, 12, 1))
     assert before.model == "claude-opus-5-5"
@@ -142,13 +142,13 @@ def test_plan_sends_no_paid_call(ws: Path, emulator: Emulator) -> None:
 
 
 def test_budget_estimate_prices_each_request_in_its_own_context_tier() -> None:
-    from batch_arbiter.budget import estimate
+    from batch_arbiter.core.records import PromptRequest
     from batch_arbiter.providers import RunSpec
-    from batch_arbiter.records import PromptRequest
+    from batch_arbiter.run.budget import estimate
 
     long = PromptRequest("long", "long.md", "x" * 900_000, max_tokens=1000)  # ~225k tokens: the >200k tier
     short = PromptRequest("short", "short.md", "x" * 4_000, max_tokens=1000)
-    est = estimate([long, short], None, RunSpec("gemini-2.5-pro"), PriceTable.load(), date(2026, 11, 24))
+    est = estimate([long, short], None, RunSpec("gemini-2.5-pro"), price_table(), date(2026, 11, 24))
     # gemini-2.5-pro: 1.25 / 10 per MTok up to 200k prompt tokens, 2.50 / 15 above.
     expected_sync = (225_001 * 2.50 + 1000 * 15 + 1_001 * 1.25 + 1000 * 10) / 1e6
     assert est.sync_usd == pytest.approx(expected_sync)

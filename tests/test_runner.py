@@ -4,7 +4,7 @@ import io
 import re
 from pathlib import Path
 
-from batch_arbiter.runner import SUMMARY_LIMIT_BYTES, Runner
+from batch_arbiter.action.runner import SUMMARY_LIMIT_BYTES, Runner
 from support import parse_outputs
 
 

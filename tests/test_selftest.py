@@ -14,7 +14,7 @@ from support import parse_outputs, write_prompts
 
 
 def entrypoint(
-    ws: Path, module: str = "batch_arbiter", **extra: str
+    ws: Path, command: str = "run", **extra: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "ANTHROPIC_"))}
     out = ws.parent / "set_output"
@@ -30,7 +30,7 @@ def entrypoint(
             **extra,
         }
     )
-    proc = subprocess.run([sys.executable, "-m", module], cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "batch_arbiter", command], cwd=ws, env=env, capture_output=True, text=True, timeout=60)
     return proc, parse_outputs(out.read_text())
 
 
@@ -58,7 +58,7 @@ def test_post_step_leaves_a_bundled_emulator_batch_alone(tmp_path: Path) -> None
     state.parent.mkdir(parents=True)
     record = {"provider": "anthropic", "model": "claude-sonnet-5-5", "workload": "self-test", "deadline": ""}
     state.write_text(json.dumps({**record, "status": "submitted", "batch_id": "msgbatch_gone"}))
-    proc, _ = entrypoint(ws, module="batch_arbiter.post")
+    proc, _ = entrypoint(ws, command="post")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == ""
     assert json.loads(state.read_text())["status"] == "submitted"

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from batch_arbiter.settings import BadInput, Settings, input_env_name, input_name, load_settings
+from batch_arbiter.core.settings import Settings, input_env_name, input_name, load_settings
+from batch_arbiter.errors import InputError
 
 ACTION = yaml.safe_load((Path(__file__).parent.parent / "action.yml").read_text(encoding="utf-8"))
 
@@ -64,13 +65,13 @@ def test_flags_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_inputs_name_the_input(monkeypatch: pytest.MonkeyPatch, env: str, value: str, fragment: str) -> None:
     monkeypatch.setenv("INPUT_PROMPT-FILES", "a.md")
     monkeypatch.setenv(env, value)
-    with pytest.raises(BadInput) as info:
+    with pytest.raises(InputError) as info:
         load_settings()
     assert fragment in str(info.value)
 
 
 def test_prompt_files_required() -> None:
-    with pytest.raises(BadInput, match="prompt-files"):
+    with pytest.raises(InputError, match="prompt-files"):
         load_settings()
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from batch_arbiter.cli import main
-from batch_arbiter.metrics import append, read
-from batch_arbiter.pricing import PriceTable
-from batch_arbiter.spend import Spend, build, to_json, to_markdown
+from batch_arbiter.core.metrics import append, read
+from batch_arbiter.observatory.spend import Spend, build, to_json, to_markdown
+from batch_arbiter.providers.registry import price_table
 from observatory import build_metrics
 
 IDEATION_RUN = (36_000 * 5 + 90_000 * 0.5 + 24_000 * 6.25 + 9_000 * 25) / 1e6
@@ -29,7 +29,7 @@ def log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def spend(log_path: Path) -> Spend:
-    return build(read([log_path]), PriceTable.load())
+    return build(read([log_path]), price_table())
 
 
 def test_per_workload_by_hand(spend: Spend) -> None:
@@ -72,7 +72,7 @@ def test_per_model_and_per_month(spend: Spend) -> None:
 
 
 def test_since_keeps_only_later_records(log_path: Path) -> None:
-    later = build(read([log_path]), PriceTable.load(), since=date(2026, 11, 1))
+    later = build(read([log_path]), price_table(), since=date(2026, 11, 1))
     assert list(later.months) == ["2026-11"]
     assert later.first == date(2026, 11, 1) and later.last == date(2026, 11, 22)
     assert len(later.workloads["feature-ideation"].runs) == 22
@@ -86,7 +86,7 @@ def test_token_only_records_are_priced_on_their_own_date(tmp_path: Path) -> None
     append(path, {"ts": "2026-10-10T00:00:00Z", "run_id": "2", **tokens})
     append(path, {"ts": "2026-10-11T00:00:00Z", "run_id": "3", "tier": "batch", **tokens})
     append(path, {"ts": "2026-10-12T00:00:00Z", "run_id": "4", "workflow": "w", "model": "gpt-9", "input_tokens": 5})
-    s = build(read([path]), PriceTable.load())
+    s = build(read([path]), price_table())
     assert s.total.cost_usd == pytest.approx(0.20 + 0.10 + 0.05)
     assert s.total.sync_cost_usd == pytest.approx(0.20 + 0.10 + 0.10)
     assert s.unpriced == {"gpt-9": 1}

@@ -7,14 +7,14 @@ import json
 from datetime import date
 from pathlib import Path
 
+from batch_arbiter.action.runner import Runner
+from batch_arbiter.core.records import PromptRequest
 from batch_arbiter.emulator import Emulator, Fault
-from batch_arbiter.engine import Engine, split
-from batch_arbiter.pricing import PriceTable
 from batch_arbiter.providers import ProviderConfig, RunSpec, make_provider
-from batch_arbiter.records import PromptRequest
-from batch_arbiter.results import ResultWriter
-from batch_arbiter.runner import Runner
-from batch_arbiter.state import RunState
+from batch_arbiter.providers.registry import price_table
+from batch_arbiter.run.engine import Engine, split
+from batch_arbiter.run.results import ResultWriter
+from batch_arbiter.run.state import RunState
 from support import API_KEY, run_action, write_prompts
 
 
@@ -39,7 +39,7 @@ def engine_for(
 ) -> tuple[Engine, ResultWriter, RunState]:
     provider = make_provider("anthropic", ProviderConfig(api_key=API_KEY, base_url=emulator.base_url))
     provider.max_batch_requests = max_requests  # a small limit on this instance, to split 5 requests
-    writer = ResultWriter(tmp_path / out, PriceTable.load(), "claude-sonnet-5-5", date(2026, 11, 24))
+    writer = ResultWriter(tmp_path / out, price_table(), "claude-sonnet-5-5", date(2026, 11, 24))
     state = RunState(tmp_path / out / "state.json", "anthropic", "claude-sonnet-5-5", "w", "")
     runner = Runner(workspace=tmp_path, stream=io.StringIO())
     engine = Engine(

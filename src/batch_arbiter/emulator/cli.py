@@ -31,16 +31,24 @@ def _fault(text: str) -> Fault:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+DESCRIPTION = "Emulate the Anthropic Messages and Message Batches API and the Gemini API locally."
+EPILOG = (
+    "Prompt markers steer single requests: [[emulator:errored|expired|canceled|hang]] in a batch "
+    "item's user text, [[emulator:sync-errored]] in a sync request; on Gemini also "
+    "[[emulator:job-failed]] (the whole job fails) and [[emulator:flex-unavailable]] (Flex sheds it)."
+)
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog or "python -m batch_arbiter.emulator",
-        description="Emulate the Anthropic Messages and Message Batches API and the Gemini API locally.",
-        epilog=(
-            "Prompt markers steer single requests: [[emulator:errored|expired|canceled|hang]] in a batch "
-            "item's user text, [[emulator:sync-errored]] in a sync request; on Gemini also "
-            "[[emulator:job-failed]] (the whole job fails) and [[emulator:flex-unavailable]] (Flex sheds it)."
-        ),
+        prog=prog or "python -m batch_arbiter.emulator", description=DESCRIPTION, epilog=EPILOG
     )
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The emulator's flags, on its own parser or on a subcommand's."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8787, help="port to bind; 0 picks a free one (default 8787)")
     parser.add_argument(
@@ -64,11 +72,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help=f"fail calls to ROUTE (one of {', '.join(sorted(ROUTES))}); TIMES -1 = always (repeatable)",
     )
     parser.add_argument("--api-key", default=None, help="accept only this key (default: any non-empty key)")
-    return parser
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    args = build_parser(prog).parse_args(argv)
+    return serve(build_parser(prog).parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM."""
     config = EmulatorConfig(
         processing_seconds=args.processing_seconds,
         outcomes=dict(args.outcome),

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from batch_arbiter.providers.base import BatchState, BatchStatus, Provider, ProviderConfig, ProviderError, RunSpec
+from batch_arbiter.errors import ProviderError
+from batch_arbiter.providers.base import BatchState, BatchStatus, Provider, ProviderConfig, RunSpec
+from batch_arbiter.providers.registry import REGISTRY, ProviderInfo, info, info_for_model, make_provider, price_table
 
-
-def make_provider(name: str, config: ProviderConfig) -> Provider:
-    if name == "anthropic":
-        from batch_arbiter.providers.anthropic import AnthropicProvider
-
-        return AnthropicProvider(config)
-    if name == "gemini":
-        from batch_arbiter.providers.gemini import GeminiProvider
-
-        return GeminiProvider(config)
-    raise ProviderError(f"provider {name!r} is not supported; use `anthropic` or `gemini`")
-
-
-__all__ = ["BatchState", "BatchStatus", "Provider", "ProviderConfig", "ProviderError", "RunSpec", "make_provider"]
+__all__ = [
+    "REGISTRY",
+    "BatchState",
+    "BatchStatus",
+    "Provider",
+    "ProviderConfig",
+    "ProviderError",
+    "ProviderInfo",
+    "RunSpec",
+    "info",
+    "info_for_model",
+    "make_provider",
+    "price_table",
+]

@@ -13,9 +13,10 @@ import anthropic
 import httpx2
 from anthropic.types.messages import MessageBatch
 
-from batch_arbiter.catalog import EFFORTS, ModelCaps
-from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, ProviderError, RunSpec
-from batch_arbiter.records import Outcome, PromptRequest, Status, Usage
+from batch_arbiter.core.catalog import EFFORTS, ModelCaps
+from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
+from batch_arbiter.errors import ProviderError
+from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
 
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
 RETRY_AFTER_CAP_SECONDS = 30.0

@@ -7,20 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from batch_arbiter.catalog import ModelCaps
-from batch_arbiter.records import Outcome, PromptRequest
-
-
-class ProviderError(RuntimeError):
-    """A provider call failed after the SDK's own retries; the message is safe to log.
-
-    `fatal` marks failures no other call can get past (a rejected key, a refused permission): the run
-    stops there instead of falling back to sync calls that would fail the same way.
-    """
-
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.fatal = fatal
+from batch_arbiter.core.catalog import ModelCaps
+from batch_arbiter.core.records import Outcome, PromptRequest
 
 
 class BatchState(StrEnum):

@@ -15,9 +15,10 @@ import httpx2
 from google import genai
 from google.genai import errors, types
 
-from batch_arbiter.catalog import ModelCaps, base_model
-from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, ProviderError, RunSpec
-from batch_arbiter.records import Outcome, PromptRequest, Status, Usage
+from batch_arbiter.core.catalog import ModelCaps, base_model
+from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
+from batch_arbiter.errors import ProviderError
+from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
 
 # The API refuses inline batch bodies over 20 MB; the margin covers the envelope and the SDK's encoding.
 INLINE_LIMIT_BYTES = 19 * 1024 * 1024

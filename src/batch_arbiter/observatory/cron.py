@@ -16,6 +16,8 @@ from typing import Any
 
 from croniter import CroniterError, croniter
 
+from batch_arbiter.errors import InputError
+
 # 400 Gregorian years repeat exactly (146097 days, a whole number of weeks).
 CYCLE_YEARS = 400
 CYCLE_START = 2000
@@ -31,7 +33,7 @@ _FIELD_SYNTAX = re.compile(r"^[0-9A-Za-z*,/\-]+$")
 _WORD = re.compile(r"[A-Za-z]+")
 
 
-class CronError(ValueError):
+class CronError(InputError):
     """An expression GitHub's scheduler would not accept."""
 
 

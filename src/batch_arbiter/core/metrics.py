@@ -15,21 +15,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from batch_arbiter.pricing import PriceTable, PricingError
-from batch_arbiter.records import Usage
-
-if TYPE_CHECKING:
-    from batch_arbiter.engine import RunResult
-    from batch_arbiter.report import RunContext
-    from batch_arbiter.runner import Runner
+from batch_arbiter.core.pricing import PriceTable, PricingError
+from batch_arbiter.core.records import Usage
 
 # The origin's Effective Tokens: model multiplier (input price relative to this model) times
 # 1.0 x input + 0.1 x cache reads + 4.0 x output.
 ET_BASELINE_MODEL = "claude-haiku-4-5"
-ENGINES = {"anthropic": "claude", "gemini": "gemini"}
-_PROVIDERS = {v: k for k, v in ENGINES.items()}
 
 
 def et_multiplier(model: str, prices: PriceTable, on: date) -> float:
@@ -51,41 +44,6 @@ def run_url(env: Mapping[str, str]) -> str:
         return ""
     server = env.get("GITHUB_SERVER_URL") or "https://github.com"
     return f"{server}/{repo}/actions/runs/{run_id}"
-
-
-def run_record(
-    ctx: RunContext,
-    result: RunResult,
-    *,
-    prices: PriceTable,
-    now: datetime,
-    workflow: str | None,
-    env: Mapping[str, str],
-) -> dict[str, Any]:
-    t = result.totals
-    u = t.usage
-    return {
-        "ts": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "workflow": workflow or ctx.workload,
-        "tier": "batch" if t.via.get("batch", 0) or result.mode == "pending" else "sync",
-        "engine": ENGINES.get(ctx.provider, ctx.provider),
-        "model": ctx.model,
-        "input_tokens": u.input_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_creation_tokens": u.cache_creation_tokens,
-        "output_tokens": u.output_tokens,
-        "et": effective_tokens(ctx.model, u, prices, now.date()),
-        "run_id": env.get("GITHUB_RUN_ID", ""),
-        "context": run_url(env),
-        "workload": ctx.workload,
-        "provider": ctx.provider,
-        "mode": result.mode,
-        "requests": t.requests,
-        "cost_usd": round(t.cost_usd, 8),
-        "sync_cost_usd": round(t.sync_cost_usd, 8),
-        "savings_usd": round(t.savings_usd, 8),
-        "cache_creation_1h_tokens": u.cache_creation_1h_tokens,
-    }
 
 
 def append(path: Path, record: Mapping[str, Any]) -> None:
@@ -125,36 +83,6 @@ def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
 
-def log_run(
-    path: Path | None,
-    ctx: RunContext,
-    result: RunResult,
-    runner: Runner,
-    prices: PriceTable,
-    env: Mapping[str, str] | None = None,
-) -> None:
-    """Append this run's record to `metrics-file`. Never fails the run: problems become a warning."""
-    if path is None:
-        return
-    if result.mode == "pending" and not result.totals.cost_usd and not result.totals.usage.output_tokens:
-        runner.log(f"metrics: nothing spent yet (batch left pending); the run that collects it logs to {path.name}")
-        return
-    try:
-        record = run_record(
-            ctx,
-            result,
-            prices=prices,
-            now=datetime.now(UTC),
-            workflow=runner.workflow,
-            env=os.environ if env is None else env,
-        )
-        append(path, record)
-    except Exception as exc:
-        runner.warning(f"metrics-file: could not append to {path}: {exc}; the run itself is unaffected")
-        return
-    runner.log(f"metrics: appended this run's record to {path}")
-
-
 # -- reading ---------------------------------------------------------------------------------------
 
 
@@ -180,10 +108,6 @@ class Entry:
     def name(self) -> str:
         """The workload the record belongs to (origin records only name their workflow)."""
         return self.workload or self.workflow or "unknown"
-
-    @property
-    def provider(self) -> str | None:
-        return _PROVIDERS.get(self.engine)
 
     @property
     def run_key(self) -> str:
@@ -252,7 +176,7 @@ def _entry(data: Mapping[str, Any], where: str) -> Entry | None:
     engine = str(data.get("engine") or "")
     provider = data.get("provider")
     if not engine and isinstance(provider, str):
-        engine = ENGINES.get(provider, provider)
+        engine = provider  # the audit maps a provider's name and its engine alike
     return Entry(
         ts=ts.astimezone(UTC),
         workflow=str(data.get("workflow") or ""),

@@ -9,43 +9,46 @@ collects) unless `on-timeout: leave` says a later run will collect it.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Sequence
 
-from batch_arbiter.settings import BadInput, load_settings
+from batch_arbiter.action.runner import Runner
+from batch_arbiter.action.selftest import enabled as on_bundled_emulator
+from batch_arbiter.core.settings import load_settings
+from batch_arbiter.errors import InputError, ProviderError
+from batch_arbiter.providers import REGISTRY, ProviderConfig, make_provider
+from batch_arbiter.providers.registry import api_key_from
+from batch_arbiter.run.prepare import inside
+from batch_arbiter.run.state import STATE_FILE, RunState
+
+__all__ = ["post_step"]
 
 EXIT_OK = 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from batch_arbiter.cli import API_KEY_ENV, SUPPORTED_PROVIDERS, _inside
-    from batch_arbiter.providers import ProviderConfig, ProviderError, make_provider
-    from batch_arbiter.runner import Runner
-    from batch_arbiter.state import STATE_FILE, RunState
+def post_step(runner: Runner) -> int:
+    """Cancel the batch a killed main step left running, unless a later run is to collect it.
 
-    runner = Runner.from_env()
+    Never fails the job: every problem is a warning.
+    """
     try:
         settings = load_settings()
-        out_dir = _inside(runner.workspace.resolve(), settings.output_dir, "output-dir")
-    except BadInput:
+        out_dir = inside(runner.workspace.resolve(), settings.output_dir, "output-dir")
+    except InputError:
         return EXIT_OK  # the main step already reported bad input; nothing was submitted
     state = RunState.read(out_dir / STATE_FILE) if out_dir else None
     if state is None or state.status != "submitted" or not state.batch_ids:
         return EXIT_OK
     if state.run is not None and state.run != runner.run_key:
         return EXIT_OK  # an earlier run's batch, restored for this run to collect: not ours to cancel
-    from batch_arbiter.selftest import enabled as on_bundled_emulator
-
     if on_bundled_emulator() and not settings.base_url:
         return EXIT_OK  # that batch lived in the main step's own emulator, gone with its container
     batch_id = state.batch_id
     if settings.on_timeout == "leave":
         runner.notice(f"batch {batch_id} is still with the provider; collect it later with `batch-id: {batch_id}`")
         return EXIT_OK
-    if state.provider not in SUPPORTED_PROVIDERS:
+    vendor = REGISTRY.get(state.provider)
+    if vendor is None:
         return EXIT_OK
-    key = settings.api_key.get_secret_value() if settings.api_key else None
-    key = key or next((os.environ[v] for v in API_KEY_ENV[state.provider] if os.environ.get(v)), None)
+    key = api_key_from(vendor, settings.api_key.get_secret_value() if settings.api_key else None, os.environ)
     if not key:
         runner.warning(
             f"batch {batch_id} may still be running, and no API key is available to cancel it; "
@@ -74,7 +77,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"What it finished can still be collected with `batch-id: {batch_id}`."
     )
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,14 +11,15 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from batch_arbiter.catalog import RANKING, base_model
-from batch_arbiter.pricing import BATCH_DISCOUNT, PriceTable, PricingError
+from batch_arbiter.core.catalog import RANKING, base_model
+from batch_arbiter.core.pricing import BATCH_DISCOUNT, PriceTable, PricingError
+from batch_arbiter.errors import InputError
 
 # Runs nobody waits on: a scheduled or hand-started run can take the batch turnaround.
 BATCH_EVENTS: tuple[str, ...] = ("schedule", "workflow_dispatch")
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """The policy file is unreadable or invalid; the message names the file and the field."""
 
 

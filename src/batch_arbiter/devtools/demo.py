@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 SYSTEM_PROMPT = """You are the product analyst of a small open-source organisation. From the signals
@@ -37,17 +36,19 @@ def write_workspace(root: Path) -> None:
     (root / "prompts/system.md").write_text(SYSTEM_PROMPT, encoding="utf-8")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="batch-arbiter demo", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`batch-arbiter demo`'s flags."""
     parser.add_argument("--dir", default="demo-workspace", help="workspace to create (default: %(default)s)")
     parser.add_argument("--provider", choices=sorted(DEMO_MODELS), default="anthropic")
     parser.add_argument("--model", default=None, help="default: claude-opus-5-5 or gemini-4-argon")
-    args = parser.parse_args(argv)
 
-    from batch_arbiter.cli import execute
+
+def demo(args: argparse.Namespace) -> int:
+    """Write the demo workspace and run it against an emulator that lives as long as the run."""
+    from batch_arbiter.action.runner import Runner
+    from batch_arbiter.core.settings import load_settings
     from batch_arbiter.emulator import Emulator, EmulatorConfig
-    from batch_arbiter.runner import Runner
-    from batch_arbiter.settings import load_settings
+    from batch_arbiter.run.flow import execute
 
     root = Path(args.dir).resolve()
     write_workspace(root)

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
-from batch_arbiter.pricing import PriceTable
+from batch_arbiter.core.pricing import PriceTable
+from batch_arbiter.core.records import PromptRequest, Usage
 from batch_arbiter.providers.base import Provider, RunSpec
-from batch_arbiter.records import PromptRequest, Usage
 
 # Counting every request of a 100k batch would take longer than the batch is worth; a sample
 # calibrates the characters-per-token ratio for the rest.

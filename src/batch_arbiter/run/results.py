@@ -12,9 +12,9 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
+from batch_arbiter.core.pricing import PriceTable, PricingError, savings_percent
+from batch_arbiter.core.records import Outcome, RequestResult, Status, Usage, Via
 from batch_arbiter.files import open_own, write_own
-from batch_arbiter.pricing import PriceTable, PricingError, savings_percent
-from batch_arbiter.records import Outcome, RequestResult, Status, Usage, Via
 
 RESULTS_FILE = "results.jsonl"
 MAX_QUEUED_ANSWERS = 256

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 if TYPE_CHECKING:
-    from batch_arbiter.runner import Runner
-    from batch_arbiter.settings import Settings
+    from batch_arbiter.action.runner import Runner
+    from batch_arbiter.core.settings import Settings
 
 SWITCH = "BATCH_ARBITER_EMULATOR"
 # The emulator accepts any non-empty key; a fixed dummy means a real key is never needed nor sent.

@@ -1,16 +1,30 @@
-"""Markdown tables and Mermaid charts for the audit and spend reports (GitHub renders both)."""
+"""Markdown for every report the action writes: escaping outside text, code spans, tables, money and
+Mermaid charts (GitHub renders both). The bottom of the house: it imports nothing of the product."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
-from batch_arbiter.report import escape
+__all__ = ["BATCH_COLOUR", "SYNC_COLOUR", "bar_chart", "code", "escape", "money", "table"]
 
-__all__ = ["bar_chart", "escape", "money", "table"]
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|<>~&#])")
+
+
+def escape(text: str) -> str:
+    """Text from outside (API errors, ids) rendered inert in Markdown and HTML."""
+    flat = " ".join(text.split())
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
+
+def code(text: str) -> str:
+    """A code span: nothing inside renders as Markdown or HTML (pipes still need escaping in tables)."""
+    return "`" + " ".join(text.split()).replace("`", "'").replace("|", "\\|") + "`"
 
 
 def money(value: float) -> str:
+    """Dollars, with four decimals for amounts under a cent."""
     if 0 < abs(value) < 0.01:
         return f"${value:,.4f}"
     return f"${value:,.2f}"

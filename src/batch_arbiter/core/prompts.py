@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from batch_arbiter.records import PromptRequest
+from batch_arbiter.core.records import PromptRequest
+from batch_arbiter.errors import InputError
 
 CUSTOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # One request may carry at most this much text: far above any context window, well below the API's
@@ -24,7 +25,7 @@ MAX_JSONL_BYTES = 256 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-class PromptError(ValueError):
+class PromptError(InputError):
     """A prompt file cannot become a request; the message names the file (and line)."""
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from batch_arbiter.budget import Estimate
-from batch_arbiter.engine import RunResult
-from batch_arbiter.policy import Decision, Upgrade
-from batch_arbiter.records import Status
+from batch_arbiter.core.policy import Decision, Upgrade
+from batch_arbiter.core.records import Status
+from batch_arbiter.markdown import code, escape
+from batch_arbiter.run.budget import Estimate
+from batch_arbiter.run.engine import RunResult
 
 MAX_FAILURE_ROWS = 50
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|<>~&#])")
 
 
 @dataclass(frozen=True)
@@ -58,17 +57,6 @@ def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
         "savings-usd": f"{t.savings_usd:.6f}",
         "savings-percent": f"{t.savings_percent:.1f}",
     }
-
-
-def escape(text: str) -> str:
-    """Text from outside (API errors, ids) rendered inert in Markdown and HTML."""
-    flat = " ".join(text.split())
-    return _MD_SPECIAL.sub(r"\\\1", flat)
-
-
-def code(text: str) -> str:
-    """A code span: nothing inside renders as Markdown or HTML (pipes still need escaping in tables)."""
-    return "`" + " ".join(text.split()).replace("`", "'").replace("|", "\\|") + "`"
 
 
 def summary(ctx: RunContext, run: RunResult) -> str:

@@ -15,29 +15,40 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from batch_arbiter.charts import BATCH_COLOUR, SYNC_COLOUR, bar_chart, escape, money, table
-from batch_arbiter.cron import DAYS_PER_MONTH
-from batch_arbiter.metrics import Entry, Log, read
-from batch_arbiter.policy import Decision, Policy, PolicyError, decide, load_policy, normalise, upgrade_model
-from batch_arbiter.pricing import PriceTable, PricingError, provider_of
-from batch_arbiter.records import Usage
-from batch_arbiter.scan import LlmStep, WorkflowFile, scan
+from batch_arbiter.core.console import Console
+from batch_arbiter.core.metrics import Entry, Log, read
+from batch_arbiter.core.policy import Decision, Policy, decide, load_policy, normalise, upgrade_model
+from batch_arbiter.core.pricing import PriceTable, PricingError
+from batch_arbiter.core.records import Usage
+from batch_arbiter.core.settings import Settings
+from batch_arbiter.errors import InputError
+from batch_arbiter.markdown import BATCH_COLOUR, SYNC_COLOUR, bar_chart, escape, money, table
+from batch_arbiter.observatory.cron import DAYS_PER_MONTH
+from batch_arbiter.observatory.output import emit
+from batch_arbiter.observatory.scan import LlmStep, WorkflowFile, scan
+from batch_arbiter.providers.registry import REGISTRY, info_for_engine, info_for_model, price_table
 
-if TYPE_CHECKING:
-    from batch_arbiter.runner import Runner
-    from batch_arbiter.settings import Settings
 
-CANDIDATE, BATCHED, SYNC, NO_LLM = "batch candidate", "already batched", "stays sync", "no LLM call"
+class Verdict(StrEnum):
+    """What the audit says of one workload."""
+
+    CANDIDATE = "batch candidate"
+    BATCHED = "already batched"
+    SYNC = "stays sync"
+    NO_LLM = "no LLM call"
+
+
+CANDIDATE, BATCHED, SYNC, NO_LLM = Verdict.CANDIDATE, Verdict.BATCHED, Verdict.SYNC, Verdict.NO_LLM
 VERDICT_ORDER = {CANDIDATE: 0, BATCHED: 1, SYNC: 2, NO_LLM: 3}
-DEFAULT_MODELS = {"claude": "claude-sonnet-5-5", "gemini": "gemini-3.8-flash"}
 AGENT_KINDS = {"claude-code-action", "claude CLI", "gemini CLI"}
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
-class AuditError(ValueError):
+class AuditError(InputError):
     """The audit cannot start: a missing directory, an unreadable policy or pricing file."""
 
 
@@ -81,7 +92,7 @@ class Estimate:
 class Workload:
     workflow: WorkflowFile
     name: str
-    verdict: str
+    verdict: Verdict
     decision: Decision | None
     runs_per_month: float | None
     runs_basis: str | None  # schedule | metrics
@@ -144,7 +155,7 @@ def run_audit(
 ) -> Audit:
     if not workflows_dir.is_dir():
         raise AuditError(f"workflows directory not found: {workflows_dir}")
-    prices = prices or PriceTable.load()
+    prices = prices or price_table()
     policy = policy or Policy()
     on = on or datetime.now(UTC).date()
     files = scan(workflows_dir, repo_root)
@@ -237,7 +248,7 @@ def _estimate(w: Workload, prices: PriceTable, on: date, assume: Assumption | No
             w.runs_per_month = _measured_rate(w.entries)
             w.runs_basis = "metrics" if w.runs_per_month is not None else None
     elif assume is not None:
-        model = assume.model or _step_model(w, prices) or DEFAULT_MODELS.get(_engine(w), DEFAULT_MODELS["claude"])
+        model = assume.model or _step_model(w, prices) or _default_model(_engine(w))
         usage = Usage(input_tokens=assume.input_tokens, output_tokens=assume.output_tokens)
         w.estimate = _priced({model: usage}, 1, prices, on, "assumed", [], None, None)
         if w.verdict == BATCHED:
@@ -299,6 +310,11 @@ def _measured_rate(entries: Sequence[Entry]) -> float | None:
     return (len(times) - 1) / days * DAYS_PER_MONTH if days > 0 else None
 
 
+def _default_model(engine: str) -> str:
+    vendor = info_for_engine(engine) or next(iter(REGISTRY.values()))
+    return vendor.default_model
+
+
 def _engine(w: Workload) -> str:
     return w.steps[0].engine if w.steps else "claude"
 
@@ -311,11 +327,11 @@ def _upgrade_note(w: Workload, prices: PriceTable, on: date) -> None:
     e = w.estimate
     assert e is not None and w.runs_per_month is not None
     model = max(e.per_run, key=lambda m: sum(e.per_run[m].values()))
-    provider = provider_of(model)
-    if provider is None or not prices.knows(model):
+    vendor = info_for_model(model)
+    if vendor is None or not prices.knows(model):
         return
     try:
-        up = upgrade_model(provider, model, prices, on)
+        up = upgrade_model(vendor.name, model, prices, on)
         tokens = e.per_run[model]
         usage = Usage(
             input_tokens=round(tokens["input"]),
@@ -602,11 +618,8 @@ def _assumption(text: str | None, model: str | None) -> Assumption | None:
         raise AuditError(f"--assume-tokens {text!r}: expected INPUT:OUTPUT, e.g. 40000:4000") from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="batch-arbiter audit",
-        description="Find scheduled LLM workloads that could run as batches and estimate the monthly savings.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`batch-arbiter audit`'s flags."""
     parser.add_argument("--workflows", type=Path, default=Path(".github/workflows"), help="workflows directory")
     parser.add_argument("--metrics", type=Path, nargs="*", default=[], metavar="FILE", help="token-metrics JSONL")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
@@ -616,13 +629,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--assume-tokens", metavar="INPUT:OUTPUT", help="tokens per run for unmeasured workloads")
     parser.add_argument("--assume-model", metavar="MODEL", help="model for unmeasured workloads")
     parser.add_argument("--repo-root", type=Path, help="where scripts named by run: steps live")
-    return parser
 
 
-def main(argv: Sequence[str]) -> int:
-    from batch_arbiter.runner import Runner
-
-    args = _parser().parse_args(argv)
+def command(args: argparse.Namespace, console: Console) -> int:
+    """Audit the workflows named by `args` and print the report (Markdown, or JSON with `--json`)."""
     try:
         missing = [str(p) for p in args.metrics if not p.is_file()]
         if missing:
@@ -630,39 +640,19 @@ def main(argv: Sequence[str]) -> int:
         audit = run_audit(
             args.workflows,
             args.metrics,
-            prices=_prices(args.pricing),
-            policy=_policy(args.policy),
+            prices=price_table(args.pricing),
+            policy=load_policy(args.policy),
             on=args.on,
             assume=_assumption(args.assume_tokens, args.assume_model),
             repo_root=args.repo_root,
         )
-    except AuditError as exc:
+    except InputError as exc:
         print(f"batch-arbiter audit: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    for problem in audit.problems:
-        print(f"warning: {problem}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(to_json(audit), indent=2))
-        return EXIT_OK
-    Runner.from_env().publish(to_markdown(audit))
-    return EXIT_OK
+    return emit(console, audit.problems, to_json(audit), to_markdown(audit), as_json=args.json)
 
 
-def _prices(path: Path | None) -> PriceTable:
-    try:
-        return PriceTable.load(path)
-    except PricingError as exc:
-        raise AuditError(str(exc)) from None
-
-
-def _policy(path: Path | None) -> Policy:
-    try:
-        return load_policy(path)
-    except PolicyError as exc:
-        raise AuditError(str(exc)) from None
-
-
-def run_step(settings: Settings, runner: Runner) -> int:
+def run_step(settings: Settings, runner: Console) -> int:
     """`mode: audit` in a workflow: audit the repository's workflows into the step summary."""
     workspace = runner.workspace.resolve()
 
@@ -686,12 +676,12 @@ def run_step(settings: Settings, runner: Runner) -> int:
         audit = run_audit(
             workspace / ".github" / "workflows",
             metrics,
-            prices=_prices(inside(settings.pricing_file, "pricing-file") if settings.pricing_file else None),
-            policy=_policy(inside(settings.policy_file, "policy-file") if settings.policy_file else None),
+            prices=price_table(inside(settings.pricing_file, "pricing-file") if settings.pricing_file else None),
+            policy=load_policy(inside(settings.policy_file, "policy-file") if settings.policy_file else None),
             repo_root=workspace,
         )
         out_dir = inside(settings.output_dir, "output-dir")
-    except AuditError as exc:
+    except InputError as exc:
         runner.error(str(exc), title="batch-arbiter: bad input")
         return EXIT_BAD_INPUT
     for problem in audit.problems:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasGenerator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from batch_arbiter.errors import InputError
+
 Provider = Literal["anthropic", "gemini"]
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 Mode = Literal["auto", "batch", "sync", "plan", "audit"]
@@ -24,14 +26,6 @@ def input_env_name(field_name: str) -> str:
 
 def input_name(field_name: str) -> str:
     return field_name.replace("_", "-")
-
-
-class BadInput(ValueError):
-    """An input the run cannot start with; reported as an `::error::` before any API call."""
-
-    def __init__(self, message: str, input: str | None = None) -> None:
-        super().__init__(message)
-        self.input = input
 
 
 class Settings(BaseSettings):
@@ -108,9 +102,9 @@ def load_settings(**overrides: Any) -> Settings:
         name = _field_for_alias(field)
         given = first.get("input")
         shown = f" (got {given!r})" if isinstance(given, str | int | float) and name != "api-key" else ""
-        raise BadInput(f"input `{name}`: {first['msg']}{shown}", input=name) from None
+        raise InputError(f"input `{name}`: {first['msg']}{shown}", input=name) from None
     if not settings.prompt_files and not settings.batch_id and settings.mode != "audit":
-        raise BadInput(
+        raise InputError(
             "input `prompt-files` is required: give one or more paths or globs, one per line",
             input="prompt-files",
         )

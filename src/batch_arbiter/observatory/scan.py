@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from batch_arbiter.cron import Cron, CronError, parse
+from batch_arbiter.observatory.cron import Cron, CronError, parse
 
 # Credentials that give a step away as an LLM caller, and the engine each belongs to.
 CREDENTIALS = {

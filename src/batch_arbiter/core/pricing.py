@@ -10,22 +10,35 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 
-from batch_arbiter.records import Usage
+from batch_arbiter.core.records import Usage
+from batch_arbiter.errors import InputError
 
 BATCH_DISCOUNT = 0.5
-# Anthropic's standard multiplier for a 1-hour cache write, relative to the input rate.
-CACHE_WRITE_1H_MULTIPLIER = 2.0
 
 _COLUMNS = ("model_glob", "effective_from", "input", "cache_read", "cache_write", "output")
 # An optional seventh column makes a row a long-context tier: it prices requests whose prompt (input,
 # cache reads and writes together) is above that many tokens. The six origin columns keep their meaning.
 _TIER_COLUMN = "above_prompt_tokens"
 # Long-context tiers live in their own file so that model-pricing.tsv stays in the origin's six columns.
-_BUNDLED = ("data/model-pricing.tsv", "data/model-pricing-long-context.tsv")
+_BUNDLED = ("core/data/model-pricing.tsv", "core/data/model-pricing-long-context.tsv")
 
 
-class PricingError(ValueError):
+class PricingError(InputError):
     """The pricing table is malformed or does not know a model."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRules:
+    """How one provider bills what the rate table does not say: each provider's adapter declares its own.
+
+    `cache_write_1h_multiplier`: a 1-hour cache write costs this many times the input rate (1.0 where
+    the provider has no 1-hour tier). `batch_discounts_cache_reads`: whether a cache hit inside a batch
+    gets the batch discount too (Gemini prices it like any cache hit).
+    """
+
+    model_prefix: str
+    cache_write_1h_multiplier: float = 1.0
+    batch_discounts_cache_reads: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +70,17 @@ def savings_percent(cost_usd: float, sync_cost_usd: float) -> float:
     return 100.0 * (sync_cost_usd - cost_usd) / sync_cost_usd if sync_cost_usd > 0 else 0.0
 
 
-def provider_of(model: str) -> str | None:
-    if model.startswith("claude-"):
-        return "anthropic"
-    if model.startswith("gemini-"):
-        return "gemini"
-    return None
-
-
 class PriceTable:
-    def __init__(self, rows: Iterable[_Row]) -> None:
+    """Every price row the run knows, looked up by model and date; `rules` say how each provider bills."""
+
+    def __init__(self, rows: Iterable[_Row], rules: Iterable[PriceRules] = ()) -> None:
         self._rows = list(rows)
+        self._rules = tuple(rules)
         # A run prices every result against the same one or two models: look each up once.
         self._rates: dict[tuple[str, date], tuple[Rate, list[tuple[int, Rate]]]] = {}
 
     @classmethod
-    def load(cls, extra: Path | None = None) -> PriceTable:
+    def load(cls, extra: Path | None = None, rules: Iterable[PriceRules] = ()) -> PriceTable:
         """The bundled table, plus the rows of `extra` (a user's pricing file), which win ties."""
         rows: list[_Row] = []
         for path in _BUNDLED:
@@ -84,7 +92,7 @@ class PriceTable:
             except OSError as exc:
                 raise PricingError(f"cannot read pricing file {extra}: {exc.strerror}") from exc
             rows += _parse(text, str(extra), start=len(rows))
-        return cls(rows)
+        return cls(rows, rules)
 
     def rate(self, model: str, on: date, prompt_tokens: int = 0) -> Rate:
         """The rate for one request of `prompt_tokens`; 0 (the default) gives the base, short-prompt rate."""
@@ -113,13 +121,18 @@ class PriceTable:
         tiers = sorted((threshold, row.rate) for threshold, row in best.items())
         return max(base, key=_rank).rate, tiers
 
+    def rules_for(self, model: str) -> PriceRules:
+        """The billing rules of the provider that serves `model` (plain rules for a model none claims)."""
+        return next((r for r in self._rules if model.startswith(r.model_prefix)), PriceRules(model_prefix=""))
+
     def knows(self, model: str) -> bool:
+        """Whether any base row prices `model`."""
         return any(fnmatch.fnmatchcase(model, r.glob) for r in self._rows if not r.above_prompt_tokens)
 
-    def known_models(self, provider: str | None = None) -> list[str]:
-        """Model ids named by the table (globs shown without their trailing `*`)."""
+    def known_models(self, prefix: str = "") -> list[str]:
+        """Model ids named by the table (globs shown without their trailing `*`), those starting `prefix`."""
         names = {r.glob.rstrip("*") for r in self._rows if not r.above_prompt_tokens}
-        return sorted(n for n in names if provider is None or provider_of(n) == provider)
+        return sorted(n for n in names if n.startswith(prefix))
 
     def cost(self, model: str, usage: Usage, on: date, *, batch: bool, per_request: bool = False) -> float:
         """What `usage` costs. `batch`: at the half-price rate (a batch, or Gemini's Flex tier).
@@ -130,8 +143,8 @@ class PriceTable:
         prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_creation_tokens if per_request else 0
         rate = self.rate(model, on, prompt)
         cache_5m = max(usage.cache_creation_tokens - usage.cache_creation_1h_tokens, 0)
-        provider = provider_of(model)
-        cache_write_1h_rate = rate.input * CACHE_WRITE_1H_MULTIPLIER if provider == "anthropic" else rate.input
+        rules = self.rules_for(model)
+        cache_write_1h_rate = rate.input * rules.cache_write_1h_multiplier
         discounted = (
             usage.input_tokens * rate.input
             + cache_5m * rate.cache_write
@@ -141,8 +154,7 @@ class PriceTable:
         cache_reads = usage.cache_read_tokens * rate.cache_read
         if batch:
             discounted *= BATCH_DISCOUNT
-            # Gemini prices a cache hit inside a batch like any cache hit: no second discount.
-            if provider != "gemini":
+            if rules.batch_discounts_cache_reads:
                 cache_reads *= BATCH_DISCOUNT
         return (discounted + cache_reads) / 1_000_000
 

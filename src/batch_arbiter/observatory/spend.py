@@ -8,19 +8,22 @@ synchronous calls (which is how that tooling calls models).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from batch_arbiter.charts import BATCH_COLOUR, SYNC_COLOUR, bar_chart, escape, money, table
-from batch_arbiter.metrics import Entry, Log, read
-from batch_arbiter.pricing import PriceTable, PricingError, savings_percent
-from batch_arbiter.records import Usage
+from batch_arbiter.core.console import Console
+from batch_arbiter.core.metrics import Entry, Log, read
+from batch_arbiter.core.pricing import PriceTable, PricingError, savings_percent
+from batch_arbiter.core.records import Usage
+from batch_arbiter.errors import InputError
+from batch_arbiter.markdown import BATCH_COLOUR, SYNC_COLOUR, bar_chart, escape, money, table
+from batch_arbiter.observatory.output import emit
+from batch_arbiter.providers.registry import price_table
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -250,35 +253,24 @@ def to_json(s: Spend) -> dict[str, Any]:
     }
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="batch-arbiter report", description="What was spent and saved, from token-metrics logs."
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`batch-arbiter report`'s flags."""
     parser.add_argument("--metrics", type=Path, nargs="+", required=True, metavar="FILE", help="token-metrics JSONL")
     parser.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD", help="only records from this date")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     parser.add_argument("--pricing", type=Path, help="extra pricing rows (TSV)")
-    return parser
 
 
-def main(argv: Sequence[str]) -> int:
-    from batch_arbiter.runner import Runner
-
-    args = _parser().parse_args(argv)
+def command(args: argparse.Namespace, console: Console) -> int:
+    """What the metrics logs named by `args` say was spent and saved, printed as Markdown or JSON."""
     missing = [str(p) for p in args.metrics if not p.is_file()]
     if missing:
         print(f"batch-arbiter report: metrics file not found: {', '.join(missing)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        prices = PriceTable.load(args.pricing)
-    except PricingError as exc:
+        prices = price_table(args.pricing)
+    except InputError as exc:
         print(f"batch-arbiter report: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     spend = build(read(args.metrics), prices, args.since)
-    for problem in spend.log.problems:
-        print(f"warning: {problem}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(to_json(spend), indent=2))
-        return EXIT_OK
-    Runner.from_env().publish(to_markdown(spend))
-    return EXIT_OK
+    return emit(console, spend.log.problems, to_json(spend), to_markdown(spend), as_json=args.json)

@@ -9,10 +9,11 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from batch_arbiter.providers.base import BatchState, Provider, ProviderError, RunSpec
-from batch_arbiter.records import Outcome, PromptRequest, Status, Via
-from batch_arbiter.results import ResultWriter, Totals
-from batch_arbiter.state import RunState
+from batch_arbiter.core.records import Outcome, PromptRequest, Status, Via
+from batch_arbiter.errors import ProviderError
+from batch_arbiter.providers.base import BatchState, Provider, RunSpec
+from batch_arbiter.run.results import ResultWriter, Totals
+from batch_arbiter.run.state import RunState
 
 # The longest single wait between polls, unless 10 % of the elapsed time is longer: a batch that
 # ends is noticed within max(5 min, 10 % of its run time) while a 20-hour batch costs ~50 polls.

@@ -1,0 +1,205 @@
+"""A run from validated inputs to its outputs: budget guard, state adoption, engine, report, metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from batch_arbiter.core.console import Console
+from batch_arbiter.core.records import Outcome, Status, Via
+from batch_arbiter.core.settings import Settings
+from batch_arbiter.errors import Cancelled, InputError
+from batch_arbiter.run.budget import estimate
+from batch_arbiter.run.carry import carry_settled, set_aside
+from batch_arbiter.run.engine import Engine, RunResult
+from batch_arbiter.run.prepare import Prepared, prepare
+from batch_arbiter.run.report import RunContext, outputs, plan_summary, summary
+from batch_arbiter.run.results import RESULTS_FILE, ResultWriter
+from batch_arbiter.run.spend_log import log_run
+from batch_arbiter.run.state import STATE_FILE, RunState
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INCOMPLETE", "EXIT_OK", "execute", "plan", "run"]
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def execute(settings: Settings, console: Console) -> int:
+    """Validate everything, then run (or plan). Nothing is sent to a provider before validation passes."""
+    try:
+        prepared = prepare(settings, console)
+    except InputError as exc:
+        console.error(str(exc), title="batch-arbiter: bad input")
+        return EXIT_BAD_INPUT
+    try:
+        if settings.mode == "plan":
+            return plan(prepared, console)
+        return run(prepared, console)
+    except Exception as exc:
+        # Still an annotation, never a bare traceback: the text goes through the log's redaction, and
+        # state.json (written as soon as a batch exists) lets a later run collect it.
+        console.error(f"unexpected {type(exc).__name__}: {exc}", title="batch-arbiter: internal error")
+        with console.group("Traceback"):
+            console.log(traceback.format_exc())
+        return EXIT_INCOMPLETE
+    finally:
+        prepared.provider.close()
+
+
+def plan(p: Prepared, console: Console) -> int:
+    """What a run would do and cost, with nothing submitted."""
+    est = estimate(p.requests, p.provider, p.spec, p.prices, p.today)
+    console.set_outputs(
+        {
+            "mode": p.decision.mode,
+            "status": "planned",
+            "model": p.spec.model,
+            "cost-usd": f"{est.for_mode(p.decision.mode):.6f}",
+            "sync-cost-usd": f"{est.sync_usd:.6f}",
+            "savings-usd": f"{est.sync_usd - est.for_mode(p.decision.mode):.6f}",
+        }
+    )
+    console.write_summary(plan_summary(context(p), est))
+    return EXIT_OK
+
+
+def run(p: Prepared, console: Console) -> int:
+    """Submit (or collect), wait, fall back, and report; returns the step's exit code."""
+    settings = p.settings
+    if settings.budget_usd is not None:
+        est = estimate(p.requests, p.provider, p.spec, p.prices, p.today)
+        cost = est.for_mode(p.decision.mode)
+        if cost > settings.budget_usd:
+            console.error(
+                f"estimated cost ${cost:.4f} ({p.decision.mode}, input {est.method}, every request using its "
+                f"max_tokens) is over budget-usd ${settings.budget_usd:.4f}; nothing was submitted",
+                title="batch-arbiter: over budget",
+            )
+            return EXIT_BAD_INPUT
+
+    p.out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = p.out_dir / STATE_FILE
+    batch_ids = [b for b in re.split(r"[,\s]+", settings.batch_id or "") if b]
+    previous = RunState.read(state_path)
+    if not batch_ids and previous is not None and previous.collectable and previous.provider == settings.provider:
+        # A re-run of the same step: collect what was already paid for instead of submitting again.
+        batch_ids = previous.batch_ids
+        console.notice(f"found {STATE_FILE} for batch {previous.batch_id}; collecting it instead of submitting again")
+    deadline_wall = datetime.now(UTC) + timedelta(minutes=p.timeout_minutes)
+    state = RunState(
+        state_path,
+        settings.provider,
+        p.spec.model,
+        p.workload,
+        deadline_wall.isoformat("T", "seconds"),
+        run=console.run_key,
+    )
+    same_batches = previous is not None and bool(batch_ids) and set(batch_ids) <= set(previous.batch_ids)
+    earlier = set_aside(p.out_dir / RESULTS_FILE) if same_batches else None
+    writer = ResultWriter(p.out_dir, p.prices, p.spec.model, p.today, redact=console.redact)
+    kept = carry_settled(earlier, writer) if earlier else 0
+    engine = Engine(
+        p.provider,
+        p.spec,
+        writer,
+        state,
+        deadline=time.monotonic() + p.timeout_minutes * 60,
+        poll_interval=settings.poll_interval,
+        on_timeout=settings.on_timeout,
+        concurrency=settings.max_concurrency,
+        log=console.log,
+        warn=console.warning,
+    )
+    if kept:
+        engine.note(f"kept {kept} results an earlier run of these batches settled; only the rest was collected")
+    ctx = context(p)
+    console.log(f"{p.workload}: {len(p.requests)} requests, {p.decision.mode} on {p.spec.model} ({p.decision.reason})")
+    try:
+        if p.decision.mode == "sync" and not batch_ids:
+            result = engine.run_sync(p.requests)
+        else:
+            result = engine.run_batch(p.requests, batch_ids)
+    except Cancelled as exc:
+        return _cancelled(p, console, exc, state, writer, engine, ctx)
+    writer.close()
+    console.set_outputs(outputs(ctx, result))
+    console.write_summary(summary(ctx, result))
+    # The metrics log counts spend once: results carried over from an earlier run were logged by it.
+    spent = replace(result, totals=result.totals.minus(writer.carried)) if kept else result
+    log_run(p.metrics_path, ctx, spent, console, p.prices)
+    if result.status in ("succeeded", "pending"):
+        return EXIT_OK
+    pending = result.totals.statuses[Status.PENDING]
+    left = f"; {pending} are still with the provider: collect them with `batch-id: {result.batch_id}`"
+    left = left if pending else ""
+    console.error(
+        f"{result.totals.failed} of {result.totals.requests} requests ended without a result{left}; "
+        f"see {writer.path.relative_to(p.workspace)}",
+        title="batch-arbiter: incomplete",
+    )
+    return EXIT_INCOMPLETE
+
+
+def _cancelled(
+    p: Prepared,
+    console: Console,
+    exc: Cancelled,
+    state: RunState,
+    writer: ResultWriter,
+    engine: Engine,
+    ctx: RunContext,
+) -> int:
+    """Every request still gets a line: pending in the batch, or canceled if it never left here."""
+    status, via, note = (
+        (Status.PENDING, Via.BATCH, "left in the batch; collect later")
+        if state.batch_id
+        else (Status.CANCELED, Via.SYNC, "the run was cancelled before this request ran")
+    )
+    for request in p.requests:
+        if request.custom_id not in writer.written:
+            writer.write(Outcome(request.custom_id, status, error=note), request.source, via)
+    writer.close()
+    where = (
+        f" Batch {state.batch_id} stays with the provider; collect it with `batch-id: {state.batch_id}`"
+        f" or by re-running with {(p.out_dir / STATE_FILE).relative_to(p.workspace)} present."
+        if state.batch_id
+        else ""
+    )
+    console.warning(f"cancelled by {exc}; results so far are in {writer.path.relative_to(p.workspace)}.{where}")
+    console.set_outputs(
+        {
+            "status": "pending" if state.batch_id else "failed",
+            "batch-id": state.batch_id or "",
+            "results-file": writer.path.relative_to(p.workspace).as_posix(),
+        }
+    )
+    # What the run spent before it was stopped (sync calls, results already collected) is logged too.
+    stopped = RunResult(
+        "pending" if state.batch_id else "sync",
+        "pending" if state.batch_id else "failed",
+        list(state.batch_ids),
+        writer.totals.minus(writer.carried),
+        engine.events,
+    )
+    log_run(p.metrics_path, ctx, stopped, console, p.prices)
+    return EXIT_INCOMPLETE
+
+
+def context(p: Prepared) -> RunContext:
+    """What the report needs to know of the run's inputs and decisions."""
+    return RunContext(
+        workload=p.workload,
+        provider=p.settings.provider,
+        model=p.spec.model,
+        effort=p.spec.effort,
+        decision=p.decision,
+        results_dir=p.out_dir,
+        results_file=p.out_dir / RESULTS_FILE,
+        requested_model=p.requested_model,
+        requested_effort=p.requested_effort,
+        upgrade=p.upgrade,
+        notes=tuple(p.notes),
+        workspace=p.workspace,
+    )

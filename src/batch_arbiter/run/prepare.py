@@ -1,0 +1,138 @@
+"""Everything a run needs, validated from the inputs before any paid call: bad input stops here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from batch_arbiter.core import prompts
+from batch_arbiter.core.catalog import clamp_effort, highest_effort, offline_caps
+from batch_arbiter.core.console import Console
+from batch_arbiter.core.policy import Decision, Upgrade, decide, load_policy, upgrade_model
+from batch_arbiter.core.pricing import PriceTable
+from batch_arbiter.core.records import PromptRequest
+from batch_arbiter.core.settings import Settings
+from batch_arbiter.errors import InputError, ProviderError
+from batch_arbiter.providers import Provider, ProviderConfig, RunSpec, make_provider
+from batch_arbiter.providers.registry import api_key_from, info, price_table
+
+__all__ = ["Prepared", "inside", "prepare"]
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs, validated. Built before any paid call."""
+
+    settings: Settings
+    workspace: Path
+    out_dir: Path
+    requests: list[PromptRequest]
+    provider: Provider
+    spec: RunSpec
+    decision: Decision
+    workload: str
+    requested_model: str
+    requested_effort: str | None
+    prices: PriceTable
+    today: date
+    timeout_minutes: float
+    upgrade: Upgrade | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics_path(self) -> Path | None:
+        """The `metrics-file` input, resolved (it was checked to lie in the workspace)."""
+        return inside(self.workspace, self.settings.metrics_file, "metrics-file")
+
+
+def inside(workspace: Path, value: str | None, name: str) -> Path | None:
+    """A path input, resolved inside the workspace (symlinks included) or refused."""
+    if not value:
+        return None
+    path = (workspace / value).resolve()
+    if not path.is_relative_to(workspace):
+        raise InputError(f"input `{name}`: {value!r} is outside the workspace", input=name)
+    return path
+
+
+def prepare(settings: Settings, console: Console) -> Prepared:
+    """Check every input, file and model, and connect the provider; raises InputError on bad input."""
+    workspace = console.workspace.resolve()
+    vendor = info(settings.provider)
+    given = settings.api_key.get_secret_value() if settings.api_key else None
+    api_key = api_key_from(vendor, given, os.environ)
+    if not api_key:
+        names = " or ".join(vendor.key_variables)
+        raise InputError(f"no API key: set the `api-key` input (from a secret) or {names}")
+    console.mask(api_key)
+
+    prices = price_table(inside(workspace, settings.pricing_file, "pricing-file"))
+    policy = load_policy(inside(workspace, settings.policy_file, "policy-file"))
+    workload = settings.workload or console.workflow or "default"
+    decision = decide(workload, settings.mode, console.event_name, settings.upgrade, policy)
+    requested_model = settings.model or decision.model or vendor.default_model
+    if not vendor.owns(requested_model) or not prices.knows(requested_model):
+        known = ", ".join(prices.known_models(vendor.model_prefix))
+        raise InputError(f"input `model`: unknown {vendor.name} model {requested_model!r}; known: {known}")
+
+    out_dir = inside(workspace, settings.output_dir, "output-dir") or workspace / "batch-results"
+    inside(workspace, settings.metrics_file, "metrics-file")
+    system = None
+    if settings.system_prompt_file:
+        system_path = inside(workspace, settings.system_prompt_file, "system-prompt-file")
+        if system_path is None or not system_path.is_file():
+            raise InputError(f"system prompt file not found: {settings.system_prompt_file}")
+        system = system_path.read_text(encoding="utf-8")
+    requests = prompts.load_requests(prompts.expand(settings.prompt_files, workspace), workspace, system)
+
+    today = datetime.now(UTC).date()
+    model, upgrade, notes = requested_model, None, []
+    if decision.mode == "batch" and decision.upgrade and not settings.batch_id:
+        upgrade = upgrade_model(vendor.name, requested_model, prices, today)
+        model = upgrade.model
+
+    timeout = settings.timeout_minutes
+    if decision.max_wait_minutes is not None and decision.max_wait_minutes < timeout:
+        timeout = decision.max_wait_minutes
+        notes.append(f"the policy caps the batch wait at {timeout:g} minutes")
+    provider = make_provider(vendor.name, ProviderConfig(api_key=api_key, base_url=settings.base_url))
+    try:
+        caps = provider.model_caps(model)
+    except ProviderError as exc:
+        provider.close()
+        raise InputError(f"input `model`: {exc}") from None
+    caps = caps or offline_caps(model)
+    efforts = caps.efforts if caps else ()
+    requested_effort = settings.effort or decision.effort
+    if upgrade is not None:
+        effort = highest_effort(efforts)
+    elif requested_effort:
+        effort = clamp_effort(requested_effort, efforts)
+        if effort != requested_effort:
+            notes.append(
+                f"{model} does not take effort {requested_effort}; "
+                + (f"using {effort}, the nearest level it supports" if effort else "sent without an effort")
+            )
+    else:
+        effort = None
+    for note in notes:
+        console.warning(note)
+    return Prepared(
+        settings=settings,
+        workspace=workspace,
+        out_dir=out_dir,
+        requests=requests,
+        provider=provider,
+        spec=RunSpec(model=model, effort=effort, max_tokens=settings.max_tokens),
+        decision=decision,
+        workload=workload,
+        requested_model=requested_model,
+        requested_effort=requested_effort,
+        prices=prices,
+        today=today,
+        timeout_minutes=timeout,
+        upgrade=upgrade,
+        notes=notes,
+    )

@@ -7,7 +7,7 @@ Needs a Docker engine (DOCKER_HOST). Measures, on the image built from the Docke
 - `docker build --no-cache`: what `image: Dockerfile` costs on every job (base image already present);
 - `docker load` of the saved image: the unpacking half of pulling the released image (no network here);
 - cold start to first request: from `docker run` (exactly as the runner runs the action, see
-  tests/test_container.py) to the emulator receiving the batch create call, and to the container's exit;
+  tests/container/test_container.py) to the emulator receiving the batch create call, and to the container's exit;
 - inside the container: bare interpreter start, and `-X importtime` of the entrypoint, of the SDK it
   uses and of the SDK it does not import.
 Prints a Markdown table; `--json` prints the raw figures.
@@ -28,9 +28,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "container"))
+
+from test_container import RunnerHost  # noqa: E402  (the suite's runner-exact `docker run`)
 
 from batch_arbiter.emulator import Emulator, EmulatorConfig  # noqa: E402
-from test_container import RunnerHost  # noqa: E402  (the suite's runner-exact `docker run`)
 
 TAG = "batch-arbiter:bench"
 

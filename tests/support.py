@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,48 @@ GEMINI = ProviderProfile(
     foreign_model="claude-opus-5-5",
 )
 PROVIDERS = {p.name: p for p in (ANTHROPIC, GEMINI)}
+
+
+def runner_env(ws: Path, files: Path, emulator: Emulator, **inputs: str) -> dict[str, str]:
+    """The environment the runner gives a Docker action's process, every declared input included."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "ANTHROPIC_"))}
+    (files / "set_output").write_text("")
+    (files / "step_summary").write_text("")
+    env.update(
+        {
+            "GITHUB_ACTIONS": "true",
+            "CI": "true",
+            "GITHUB_WORKSPACE": str(ws),
+            "GITHUB_OUTPUT": str(files / "set_output"),
+            "GITHUB_STEP_SUMMARY": str(files / "step_summary"),
+            "GITHUB_WORKFLOW": "feature-ideation",
+            "GITHUB_EVENT_NAME": "schedule",
+            "GITHUB_RUN_ID": "4242",
+        }
+    )
+    # Every declared input arrives, the unset ones as empty strings.
+    for name in (
+        "system-prompt-file",
+        "model",
+        "effort",
+        "workload",
+        "policy-file",
+        "upgrade",
+        "batch-id",
+        "metrics-file",
+        "pricing-file",
+        "budget-usd",
+    ):
+        env[f"INPUT_{name.upper()}"] = ""
+    env.update(
+        {
+            "INPUT_API-KEY": API_KEY,
+            "INPUT_BASE-URL": emulator.base_url,
+            "INPUT_POLL-INTERVAL": "0.05",
+            "INPUT_MODE": "auto",
+            "INPUT_OUTPUT-DIR": "batch-results",
+            "INPUT_TIMEOUT-MINUTES": "300",
+        }
+    )
+    env.update({f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()})
+    return env

@@ -16,8 +16,7 @@ from batch_arbiter.emulator import Emulator, Fault
 from batch_arbiter.run.engine import RunResult
 from batch_arbiter.run.report import RunContext, summary
 from batch_arbiter.run.results import Totals
-from support import API_KEY, parse_outputs, run_action, write_prompts
-from test_entrypoint import runner_env
+from support import API_KEY, parse_outputs, run_action, runner_env, write_prompts
 
 PROMPTS = {f"prompts/p{i}.md": f"Prompt number {i}." for i in range(5)}
 IDS = {f"prompts_p{i}_md" for i in range(5)}

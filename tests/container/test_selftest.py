@@ -13,9 +13,7 @@ from batch_arbiter.emulator import Emulator
 from support import parse_outputs, write_prompts
 
 
-def entrypoint(
-    ws: Path, command: str = "run", **extra: str
-) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+def entrypoint(ws: Path, command: str = "run", **extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "ANTHROPIC_"))}
     out = ws.parent / "set_output"
     out.write_text("")
@@ -30,7 +28,9 @@ def entrypoint(
             **extra,
         }
     )
-    proc = subprocess.run([sys.executable, "-m", "batch_arbiter", command], cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "batch_arbiter", command], cwd=ws, env=env, capture_output=True, text=True, timeout=60
+    )
     return proc, parse_outputs(out.read_text())
 
 

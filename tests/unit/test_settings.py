@@ -8,7 +8,7 @@ import yaml
 from batch_arbiter.core.settings import Settings, input_env_name, input_name, load_settings
 from batch_arbiter.errors import InputError
 
-ACTION = yaml.safe_load((Path(__file__).parent.parent / "action.yml").read_text(encoding="utf-8"))
+ACTION = yaml.safe_load((Path(__file__).parents[2] / "action.yml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(autouse=True)

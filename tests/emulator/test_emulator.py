@@ -528,7 +528,7 @@ def test_unknown_path_and_method(emu: Emulator) -> None:
 
 
 def test_module_runs_standalone_until_sigterm(tmp_path: Path) -> None:
-    src = Path(__file__).resolve().parents[1] / "src"
+    src = Path(__file__).resolve().parents[2] / "src"
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     command = [
         sys.executable,

@@ -3,57 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from batch_arbiter.emulator import Emulator
-from support import API_KEY, parse_outputs, write_prompts
-
-
-def runner_env(ws: Path, files: Path, emulator: Emulator, **inputs: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "ANTHROPIC_"))}
-    (files / "set_output").write_text("")
-    (files / "step_summary").write_text("")
-    env.update(
-        {
-            "GITHUB_ACTIONS": "true",
-            "CI": "true",
-            "GITHUB_WORKSPACE": str(ws),
-            "GITHUB_OUTPUT": str(files / "set_output"),
-            "GITHUB_STEP_SUMMARY": str(files / "step_summary"),
-            "GITHUB_WORKFLOW": "feature-ideation",
-            "GITHUB_EVENT_NAME": "schedule",
-            "GITHUB_RUN_ID": "4242",
-        }
-    )
-    # Every declared input arrives, the unset ones as empty strings.
-    for name in (
-        "system-prompt-file",
-        "model",
-        "effort",
-        "workload",
-        "policy-file",
-        "upgrade",
-        "batch-id",
-        "metrics-file",
-        "pricing-file",
-        "budget-usd",
-    ):
-        env[f"INPUT_{name.upper()}"] = ""
-    env.update(
-        {
-            "INPUT_API-KEY": API_KEY,
-            "INPUT_BASE-URL": emulator.base_url,
-            "INPUT_POLL-INTERVAL": "0.05",
-            "INPUT_MODE": "auto",
-            "INPUT_OUTPUT-DIR": "batch-results",
-            "INPUT_TIMEOUT-MINUTES": "300",
-        }
-    )
-    env.update({f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()})
-    return env
+from support import API_KEY, parse_outputs, runner_env, write_prompts
 
 
 def test_entrypoint_as_the_runner_runs_it(tmp_path: Path, emulator: Emulator) -> None:

@@ -23,7 +23,7 @@ from support import parse_outputs, write_prompts
 
 pytestmark = pytest.mark.container
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
 BUILT_TAG = "batch-arbiter:test"
 

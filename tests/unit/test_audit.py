@@ -394,7 +394,7 @@ def test_audit_mode_of_the_action(repo: Path) -> None:
 
 
 def test_benchmark_script_runs_at_a_tiny_size() -> None:
-    bench = Path(__file__).resolve().parent.parent / "bench" / "audit_200.py"
+    bench = Path(__file__).resolve().parents[2] / "bench" / "audit_200.py"
     proc = subprocess.run(
         [sys.executable, str(bench), "--files", "12", "--records", "40", "--repeat", "1", "--json"],
         capture_output=True,

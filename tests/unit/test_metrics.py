@@ -13,7 +13,7 @@ import pytest
 
 from batch_arbiter.core.metrics import append, effective_tokens, read
 from batch_arbiter.core.policy import Decision
-from batch_arbiter.core.records import Usage
+from batch_arbiter.core.records import RunMode, Usage
 from batch_arbiter.emulator import Emulator
 from batch_arbiter.providers.registry import price_table
 from batch_arbiter.run.engine import RunResult
@@ -39,7 +39,7 @@ ORIGIN_FIELDS = [
 EXTENSION = ["workload", "provider", "mode", "requests", "cost_usd", "sync_cost_usd", "savings_usd"]
 
 
-def _result(mode: str = "batch") -> tuple[RunContext, RunResult]:
+def _result(mode: RunMode = "batch") -> tuple[RunContext, RunResult]:
     totals = Totals()
     totals.statuses.update({"succeeded": 3})
     totals.via.update({"batch": 3})

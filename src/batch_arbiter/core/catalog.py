@@ -7,8 +7,11 @@ the table keeps `plan`, tests and air-gapped runs working and orders models for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-EFFORTS: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")
+# The effort levels, lowest first: the `effort` input takes these, and a model supports some of them.
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+EFFORTS: tuple[str, ...] = get_args(Effort)
 _ALL = EFFORTS
 _NO_XHIGH = ("low", "medium", "high", "max")
 

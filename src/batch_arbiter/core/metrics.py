@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_arbiter.core.pricing import PriceTable, PricingError
-from batch_arbiter.core.records import Usage
+from batch_arbiter.core.records import Usage, as_count
 
 # The origin's Effective Tokens: model multiplier (input price relative to this model) times
 # 1.0 x input + 0.1 x cache reads + 4.0 x output.
@@ -167,11 +167,11 @@ def _entry(data: Mapping[str, Any], where: str) -> Entry | None:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     usage = Usage(
-        input_tokens=_int(data.get("input_tokens")),
-        output_tokens=_int(data.get("output_tokens")),
-        cache_read_tokens=_int(data.get("cache_read_tokens")),
-        cache_creation_tokens=_int(data.get("cache_creation_tokens")),
-        cache_creation_1h_tokens=_int(data.get("cache_creation_1h_tokens")),
+        input_tokens=as_count(data.get("input_tokens")),
+        output_tokens=as_count(data.get("output_tokens")),
+        cache_read_tokens=as_count(data.get("cache_read_tokens")),
+        cache_creation_tokens=as_count(data.get("cache_creation_tokens")),
+        cache_creation_1h_tokens=as_count(data.get("cache_creation_1h_tokens")),
     )
     engine = str(data.get("engine") or "")
     provider = data.get("provider")
@@ -187,20 +187,11 @@ def _entry(data: Mapping[str, Any], where: str) -> Entry | None:
         usage=usage,
         run_id=str(data.get("run_id") or ""),
         mode=str(data["mode"]) if data.get("mode") else None,
-        requests=_int(data["requests"]) if "requests" in data else None,
+        requests=as_count(data["requests"]) if "requests" in data else None,
         cost_usd=_float(data.get("cost_usd")),
         sync_cost_usd=_float(data.get("sync_cost_usd")),
         source=where,
     )
-
-
-def _int(value: Any) -> int:
-    if type(value) is int:
-        return max(value, 0)
-    try:
-        return max(int(float(value)), 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _float(value: Any) -> float | None:

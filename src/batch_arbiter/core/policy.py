@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from batch_arbiter.core.catalog import RANKING, base_model
 from batch_arbiter.core.pricing import BATCH_DISCOUNT, PriceTable, PricingError
+from batch_arbiter.core.records import DecisionMode
 from batch_arbiter.errors import InputError
 
 # Runs nobody waits on: a scheduled or hand-started run can take the batch turnaround.
@@ -29,7 +30,7 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     match: str = Field(min_length=1, description="glob over the workload name (lower-case, hyphenated)")
-    mode: Literal["batch", "sync"]
+    mode: DecisionMode
     upgrade: bool = False
     model: str | None = None
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
@@ -83,7 +84,9 @@ def load_policy(path: Path | None) -> Policy:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    mode: str
+    """Where a workload runs, why, and with what model, effort and wait the policy asks for."""
+
+    mode: DecisionMode
     upgrade: bool
     rule: str
     reason: str
@@ -107,7 +110,12 @@ def decide(
     name = normalise(workload)
     rule = next((r for r in policy.all_rules() if fnmatch.fnmatchcase(name, r.match)), None)
     if mode in ("batch", "sync"):
-        decision = Decision(mode, rule.upgrade if rule else False, "mode input", f"the step asked for mode {mode}")
+        decision = Decision(
+            "batch" if mode == "batch" else "sync",
+            rule.upgrade if rule else False,
+            "mode input",
+            f"the step asked for mode {mode}",
+        )
     elif rule is not None:
         decision = Decision(
             rule.mode,

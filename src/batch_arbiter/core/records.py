@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
+
+# How a run went: `batch+fallback` when a batch ran and some requests were rerun synchronously.
+RunMode = Literal["sync", "batch", "batch+fallback", "pending"]
+# A run's outcome as the `status` output gives it.
+RunStatus = Literal["succeeded", "partial", "failed", "pending"]
+# Where routing sends a workload.
+DecisionMode = Literal["batch", "sync"]
 
 
 class Status(StrEnum):
@@ -121,3 +128,14 @@ class RequestResult:
             "error": self.error,
             "tier": self.tier,
         }
+
+
+def as_count(value: Any) -> int:
+    """A token or request count read from JSON: ints, numeric strings (int64 counts arrive as strings
+    in proto JSON) and floats become a non-negative int; anything else is 0."""
+    if type(value) is int:
+        return max(value, 0)
+    try:
+        return max(int(float(value)), 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0

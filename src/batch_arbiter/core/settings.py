@@ -9,14 +9,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasGenerator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from batch_arbiter.core.catalog import Effort
 from batch_arbiter.errors import InputError
 
 Provider = Literal["anthropic", "gemini"]
-Effort = Literal["low", "medium", "high", "xhigh", "max"]
 Mode = Literal["auto", "batch", "sync", "plan", "audit"]
 OnTimeout = Literal["fallback", "leave"]
-
-EFFORTS: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")
 
 
 def input_env_name(field_name: str) -> str:

@@ -16,7 +16,7 @@ from google import genai
 from google.genai import errors, types
 
 from batch_arbiter.core.catalog import ModelCaps, base_model
-from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
+from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage, as_count
 from batch_arbiter.errors import ProviderError
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
 
@@ -289,10 +289,10 @@ class GeminiProvider:
         raw = self._raw_job(name)
         stats = raw.get("metadata", {}).get("batchStats", {}) if raw else {}
         counts = {
-            "requests": _int(stats.get("requestCount")),
-            "succeeded": _int(stats.get("successfulRequestCount")),
-            "errored": _int(stats.get("failedRequestCount")),
-            "pending": _int(stats.get("pendingRequestCount")),
+            "requests": as_count(stats.get("requestCount")),
+            "succeeded": as_count(stats.get("successfulRequestCount")),
+            "errored": as_count(stats.get("failedRequestCount")),
+            "pending": as_count(stats.get("pendingRequestCount")),
         }
         error = None
         if mapped is BatchState.FAILED:
@@ -472,14 +472,6 @@ def _state_name(job: types.BatchJob) -> str:
     return str(state.value) if state is not None else "JOB_STATE_UNSPECIFIED"
 
 
-def _int(value: Any) -> int:
-    # int64 counts arrive as strings in proto JSON.
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _outcome(key: str, response: dict[str, Any] | None, error: dict[str, Any] | None, tier: str = "batch") -> Outcome:
     if error is not None or response is None:
         detail = error or {}
@@ -503,13 +495,13 @@ def _outcome(key: str, response: dict[str, Any] | None, error: dict[str, Any] | 
 
 
 def _usage(meta: dict[str, Any]) -> Usage:
-    prompt = _int(meta.get("promptTokenCount"))
-    cached = _int(meta.get("cachedContentTokenCount"))
-    tool_prompt = _int(meta.get("toolUsePromptTokenCount"))
+    prompt = as_count(meta.get("promptTokenCount"))
+    cached = as_count(meta.get("cachedContentTokenCount"))
+    tool_prompt = as_count(meta.get("toolUsePromptTokenCount"))
     return Usage(
         # promptTokenCount includes the cached part; the common name counts uncached input only.
         input_tokens=max(prompt - cached, 0) + tool_prompt,
         # Thinking is billed as output.
-        output_tokens=_int(meta.get("candidatesTokenCount")) + _int(meta.get("thoughtsTokenCount")),
+        output_tokens=as_count(meta.get("candidatesTokenCount")) + as_count(meta.get("thoughtsTokenCount")),
         cache_read_tokens=cached,
     )

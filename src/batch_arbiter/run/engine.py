@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from batch_arbiter.core.records import Outcome, PromptRequest, Status, Via
+from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Via
 from batch_arbiter.errors import ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
 from batch_arbiter.run.results import ResultWriter, Totals
@@ -38,8 +38,10 @@ def next_poll_wait(first: float, attempt: int, elapsed: float) -> float:
 
 @dataclass
 class RunResult:
-    mode: str
-    status: str
+    """What a run did: its mode and status, every batch id, the totals and the events to report."""
+
+    mode: RunMode
+    status: RunStatus
     batch_ids: list[str]
     totals: Totals
     events: list[str] = field(default_factory=list)
@@ -157,7 +159,7 @@ class Engine:
             self._undownloaded.update(self._wait(unended, grace=self.cancel_grace))
 
         self._fallback(self._leftovers(requests, members))
-        mode = "batch+fallback" if self.writer.totals.via[Via.SYNC] else "batch"
+        mode: RunMode = "batch+fallback" if self.writer.totals.via[Via.SYNC] else "batch"
         return self._finish(mode, ids)
 
     def _leftovers(self, requests: Sequence[PromptRequest], members: dict[str, set[str] | None]) -> list[PromptRequest]:
@@ -333,8 +335,9 @@ class Engine:
         except Exception as exc:  # one bad request must not lose the others' results
             return Outcome(request.custom_id, Status.ERRORED, error=f"{type(exc).__name__}: {exc}")
 
-    def _finish(self, mode: str, batch_ids: list[str]) -> RunResult:
+    def _finish(self, mode: RunMode, batch_ids: list[str]) -> RunResult:
         totals = self.writer.totals
+        status: RunStatus
         if mode == "pending":
             status = "pending"
         elif totals.requests and totals.succeeded == totals.requests:

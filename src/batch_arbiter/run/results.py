@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,12 +12,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from batch_arbiter.core.pricing import PriceTable, PricingError, savings_percent
+from batch_arbiter.core.prompts import CUSTOM_ID_PATTERN
 from batch_arbiter.core.records import Outcome, RequestResult, Status, Usage, Via
 from batch_arbiter.files import open_own, write_own
 
 RESULTS_FILE = "results.jsonl"
 MAX_QUEUED_ANSWERS = 256
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass
@@ -125,7 +124,11 @@ class ResultWriter:
         )
         # The line and the totals first: an interruption below must never write this request again.
         self._append(result.as_dict(), result.usage)
-        if outcome.status is Status.SUCCEEDED and result.text is not None and _SAFE_NAME.match(outcome.custom_id):
+        if (
+            outcome.status is Status.SUCCEEDED
+            and result.text is not None
+            and CUSTOM_ID_PATTERN.match(outcome.custom_id)
+        ):
             # Only API-valid ids ([A-Za-z0-9_-]{1,64}) name files: nothing can write outside out_dir.
             self._write_answer(self.out_dir / f"{outcome.custom_id}.md", result.text)
         return result

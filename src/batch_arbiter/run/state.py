@@ -7,11 +7,17 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
+from batch_arbiter.core.records import RunStatus
 from batch_arbiter.files import write_own
 
 STATE_FILE = "state.json"
+# `new` until a batch exists; `submitted` while it runs; `pending` when left for a later collect;
+# `canceled` by the post step; `done:<run status>` once the run settled every request.
+StateStatus = Literal[
+    "new", "submitted", "pending", "canceled", "done:succeeded", "done:partial", "done:failed", "done:pending"
+]
 
 
 @dataclass
@@ -21,7 +27,7 @@ class RunState:
     model: str
     workload: str
     deadline: str
-    status: str = "new"
+    status: StateStatus = "new"
     # Every batch of the run: a run over a provider's per-batch limit is split into several.
     batch_ids: list[str] = field(default_factory=list)
     submitted_at: str | None = None
@@ -70,8 +76,8 @@ class RunState:
         self.status = "pending"
         self.save()
 
-    def done(self, status: str) -> None:
-        self.status = f"done:{status}"
+    def done(self, status: RunStatus) -> None:
+        self.status = cast(StateStatus, f"done:{status}")
         self.save()
 
     def save(self) -> None:

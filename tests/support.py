@@ -112,6 +112,8 @@ class ProviderProfile:
     invalid_request: str
     # A model of the other provider, which this provider must refuse.
     foreign_model: str
+    # Another model of this provider, cheaper than `model`.
+    cheaper_model: str
 
     def run(self, workspace: Path, emulator: Emulator | None, **inputs: Any) -> Run:
         inputs.setdefault("provider", self.name)
@@ -148,6 +150,7 @@ ANTHROPIC = ProviderProfile(
     batch_id_prefix="msgbatch_",
     invalid_request="invalid_request_error",
     foreign_model="gemini-2.5-pro",
+    cheaper_model="claude-haiku-4-5",
 )
 GEMINI = ProviderProfile(
     name="gemini",
@@ -160,6 +163,7 @@ GEMINI = ProviderProfile(
     batch_id_prefix="batches/",
     invalid_request="INVALID_ARGUMENT",
     foreign_model="claude-opus-5-5",
+    cheaper_model="gemini-3.5-flash",
 )
 PROVIDERS = {p.name: p for p in (ANTHROPIC, GEMINI)}
 

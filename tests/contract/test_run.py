@@ -247,3 +247,28 @@ def test_collecting_again_keeps_what_an_earlier_run_settled(
     # The spend log counts the money once: the second run added nothing.
     records = [json.loads(x) for x in (ws / "metrics.jsonl").read_text().splitlines()]
     assert [r["cost_usd"] > 0 for r in records] == [True, False]
+
+
+@pytest.mark.parametrize("change", ["prompts", "model"])
+def test_a_state_file_of_another_run_is_refused_before_anything_is_paid(
+    ws: Path, emulator: Emulator, provider: ProviderProfile, change: str
+) -> None:
+    emulator.config.processing_seconds = 5.0
+    first = provider.run(
+        ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=0.002, on_timeout="leave"
+    )
+    assert first.outputs["status"] == "pending", first.log
+    batch_id = first.outputs["batch-id"]
+    if change == "prompts":
+        write_prompts(ws, {f"new/n{i}.md": f"A different prompt {i}." for i in range(3)})
+        inputs = {"prompt_files": "new/*"}
+    else:
+        inputs = {"prompt_files": "prompts/*", "model": provider.cheaper_model}
+    again = provider.run(ws, emulator, mode="batch", **inputs)
+    assert again.code == 2, again.log
+    assert f"belongs to batch {batch_id}" in again.log and f"batch-id: {batch_id}" in again.log
+    assert "Nothing was submitted" in again.log
+    assert len(emulator.calls(provider.create)) == 1 and emulator.calls(provider.sync) == []
+    # The pending batch's state is untouched, so it can still be collected.
+    state = json.loads((ws / "batch-results" / "state.json").read_text())
+    assert state["batch_id"] == batch_id and state["status"] == "pending"

@@ -17,6 +17,7 @@ from batch_arbiter.core.settings import Settings
 from batch_arbiter.errors import InputError, ProviderError
 from batch_arbiter.providers import Provider, ProviderConfig, RunSpec, make_provider
 from batch_arbiter.providers.registry import api_key_from, info, price_table
+from batch_arbiter.run.state import STATE_FILE, RunState
 
 __all__ = ["Prepared", "inside", "prepare"]
 
@@ -93,6 +94,9 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         upgrade = upgrade_model(vendor.name, requested_model, prices, today)
         model = upgrade.model
 
+    if not settings.batch_id:
+        _refuse_foreign_state(out_dir, workspace, vendor.name, model, requests)
+
     timeout = settings.timeout_minutes
     if decision.max_wait_minutes is not None and decision.max_wait_minutes < timeout:
         timeout = decision.max_wait_minutes
@@ -135,4 +139,35 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         timeout_minutes=timeout,
         upgrade=upgrade,
         notes=notes,
+    )
+
+
+def _refuse_foreign_state(
+    out_dir: Path, workspace: Path, provider: str, model: str, requests: list[PromptRequest]
+) -> None:
+    """A state file of a batch still with the provider is collected by a re-run of the same step. Of a
+    different run (other requests, model or provider) it is refused: collecting it would report its
+    answers as this run's and pay for every new request synchronously."""
+    path = out_dir / STATE_FILE
+    previous = RunState.read(path)
+    if previous is None or not previous.collectable:
+        return
+    differs = []
+    if previous.provider != provider:
+        differs.append(f"provider {previous.provider}, not {provider}")
+    if previous.model != model:
+        differs.append(f"model {previous.model}, not {model}")
+    wanted = {r.custom_id for r in requests}
+    if previous.custom_ids and set(previous.custom_ids) != wanted:
+        gone = len(set(previous.custom_ids) - wanted)
+        new = len(wanted - set(previous.custom_ids))
+        differs.append(f"its {len(previous.custom_ids)} requests include {gone} not in this run, which has {new} new")
+    if not differs:
+        return
+    shown = path.relative_to(workspace).as_posix() if path.is_relative_to(workspace) else str(path)
+    raise InputError(
+        f"{shown} belongs to batch {previous.batch_id} ({previous.status}), which is not this run's: "
+        f"{'; '.join(differs)}. Nothing was submitted. Collect that batch with `batch-id: {previous.batch_id}` "
+        f"and its own prompt files and model, or delete {shown} (or set another `output-dir`) to start a new batch.",
+        input="output-dir",
     )

@@ -333,3 +333,45 @@ def test_a_run_stopped_mid_fallback_still_logs_what_it_spent(tmp_path: Path, emu
     answered = [r for r in lines if r["status"] == "succeeded"]
     assert answered and record["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in answered))
     assert {r["status"] for r in lines} <= {"succeeded", "canceled"} and len(lines) == 5
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_answers_paid_during_a_fallback_survive_a_cancel_or_kill_and_are_never_paid_again(
+    tmp_path: Path, emulator: Emulator, sig: signal.Signals
+) -> None:
+    ten = {f"prompts/q{i}.md": f"Question {i}." for i in range(10)}
+    emulator.config.default_outcome = "errored"  # the batch gives nothing: all ten fall back
+    emulator.config.sync_latency_seconds = 0.4
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    files.mkdir()
+    write_prompts(ws, ten)
+    env = runner_env(ws, files, emulator, prompt_files="prompts/*", mode="batch", max_concurrency="2")
+    proc = start_entrypoint(ws, env)
+    deadline = time.monotonic() + 30
+    while sum(c.status == 200 for c in emulator.calls("messages")) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    proc.send_signal(sig)
+    proc.communicate(timeout=20)
+    assert time.monotonic() - started < 8  # within the runner's grace, not after every call in flight
+    time.sleep(0.5)  # a call the emulator is still answering is recorded once it has answered
+    paid_first = sum(c.status == 200 for c in emulator.calls("messages"))
+    lines = [json.loads(x) for x in (ws / "batch-results" / "results.jsonl").read_text().splitlines() if x]
+    kept = {r["custom_id"] for r in lines if r["status"] == "succeeded"}
+    # Every answer the emulator delivered before the process stopped is on disk (at most the calls
+    # in flight at a SIGKILL are lost: two, the concurrency).
+    in_flight = 2 if sig == signal.SIGKILL else 0
+    assert len(kept) >= paid_first - in_flight and len(kept) >= 4 - in_flight
+
+    # The re-run collects the same batch: the kept answers are carried, only the rest is paid.
+    again = runner_env(ws, files, emulator, prompt_files="prompts/*", mode="batch", max_concurrency="2")
+    rerun = subprocess.run(
+        [sys.executable, "-m", "batch_arbiter"], cwd=ws, env=again, capture_output=True, text=True, timeout=60
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert len(emulator.calls("create")) == 1
+    final = [json.loads(x) for x in (ws / "batch-results" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["custom_id"] for r in final) == sorted(f"prompts_q{i}_md" for i in range(10))
+    assert {r["status"] for r in final} == {"succeeded"}
+    paid = sum(c.status == 200 for c in emulator.calls("messages"))
+    assert paid == 10 + (paid_first - len(kept))  # each request paid once, beyond answers a kill lost

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import threading
 from collections.abc import Mapping
 from types import FrameType
 from typing import Any
@@ -32,7 +35,14 @@ def main_step(flags: Mapping[str, Any], runner: Runner) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     # Only the process entrypoint reads the switch; in-process callers pass their own base URL.
     with bundled_emulator(settings, runner) as settings:
-        return step(settings, runner)
+        code = step(settings, runner)
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        # A cancel left synchronous calls in flight. Every answer that arrived is on disk; waiting for
+        # the rest would hold the step until the runner kills it, so the process ends now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def step(settings: Settings, runner: Runner) -> int:

@@ -74,6 +74,8 @@ class EmulatorConfig:
     # Synchronous generation calls (Anthropic messages, Gemini generateContent) allowed per second;
     # above it they get 429 with a `retry-after` of when the next slot frees. None = no limit.
     sync_rate_limit: float | None = None
+    # Seconds a synchronous generation call takes before it answers (a model generating).
+    sync_latency_seconds: float = 0.0
     # Gemini: the largest inline batch body accepted (the real API's limit is 20 MB); tests set it small
     # to drive clients onto the file-input path.
     gemini_inline_limit_bytes: int = 20 * 1024 * 1024

@@ -124,6 +124,8 @@ class Emulator:
             fault = self._take_fault(route.name)
             if fault is None and route.name in _RATE_LIMITED:
                 self._rate_limit()
+                if self.config.sync_latency_seconds:
+                    time.sleep(self.config.sync_latency_seconds)
             if fault is None:
                 return route.name, route.handler(request, found.params)
             if fault.kind == "drop":

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Via
-from batch_arbiter.errors import ProviderError
+from batch_arbiter.errors import Cancelled, ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
 from batch_arbiter.run.results import ResultWriter, Totals
 from batch_arbiter.run.state import RunState
@@ -20,6 +22,9 @@ from batch_arbiter.run.state import RunState
 POLL_CAP_SECONDS = 300.0
 # After a cancel, how long to wait for the batch to end before giving up on its results.
 CANCEL_GRACE_SECONDS = 120.0
+# After a cancel, how long in-flight sync calls may still deliver their (paid) answers. The runner
+# sends SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that.
+CANCEL_WRITE_GRACE_SECONDS = 5.0
 # A results download that breaks off is retried this often, each time skipping what already arrived.
 DOWNLOAD_ATTEMPTS = 3
 # What a request adds to a batch body beyond its text (ids, parameters, JSON punctuation), generously.
@@ -101,6 +106,7 @@ class Engine:
         self.clock = clock
         self.sleep = sleep
         self.cancel_grace = CANCEL_GRACE_SECONDS
+        self.cancel_write_grace = CANCEL_WRITE_GRACE_SECONDS
         self.events: list[str] = []
         self._sources: dict[str, str] = {}
         self._members: dict[str, set[str] | None] = {}
@@ -313,19 +319,48 @@ class Engine:
             self._event(f"batch {batch_id}: {', '.join(parts)}; rerunning them synchronously")
 
     def _fallback(self, requests: Iterable[PromptRequest], *, patient: bool = True) -> None:
+        """Run `requests` synchronously, writing each answer (flushed) the moment it arrives: a sync
+        answer is paid for, and no cancel or kill after it arrives may lose it."""
         todo = list(requests)
         if not todo:
             return
         self.log(f"Running {len(todo):,} requests synchronously ({self.concurrency} at a time)")
         run = functools.partial(self._sync_one, patient=patient)
-        # In windows, so a large fallback never holds a future per request.
-        window = self.concurrency * 64
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for start in range(0, len(todo), window):
-                part = todo[start : start + window]
-                for request, outcome in zip(part, pool.map(run, part), strict=True):
-                    self.writer.write(outcome, request.source, Via.SYNC)
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sync")
+        queue = iter(todo)
+        # A bounded number in flight, so a large fallback never holds a future per request.
+        running: dict[Future[Outcome], PromptRequest] = {}
+        try:
+            for request in itertools.islice(queue, self.concurrency * 2):
+                running[pool.submit(run, request)] = request
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._write_sync(running.pop(future), future.result())
+                for request in itertools.islice(queue, len(done)):
+                    running[pool.submit(run, request)] = request
+        except Cancelled:
+            self._keep_arrived(running)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+
+    def _write_sync(self, request: PromptRequest, outcome: Outcome) -> None:
+        self.writer.write(outcome, request.source, Via.SYNC)
         self.writer.flush()
+
+    def _keep_arrived(self, running: dict[Future[Outcome], PromptRequest]) -> None:
+        """On a cancel: calls not started are dropped; answers already arrived, or arriving within a
+        short grace (the runner kills the step seconds after it signals), are written. A second signal
+        ends the grace early."""
+        for future in running:
+            future.cancel()
+        started = [f for f in running if not f.cancelled()]
+        with contextlib.suppress(Cancelled):
+            wait(started, timeout=self.cancel_write_grace)
+        for future in started:
+            if future.done() and running[future].custom_id not in self.writer.written:
+                self._write_sync(running[future], future.result())
 
     def _sync_one(self, request: PromptRequest, patient: bool = True) -> Outcome:
         # A fallback may use the time left before the deadline (Gemini then tries its half-price Flex tier).

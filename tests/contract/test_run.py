@@ -272,3 +272,36 @@ def test_a_state_file_of_another_run_is_refused_before_anything_is_paid(
     # The pending batch's state is untouched, so it can still be collected.
     state = json.loads((ws / "batch-results" / "state.json").read_text())
     assert state["batch_id"] == batch_id and state["status"] == "pending"
+
+
+def test_a_torn_last_line_of_earlier_results_is_skipped_and_nothing_settled_is_paid_again(
+    ws: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
+    emulator.config.outcomes = {"gamma": "errored"}
+    first = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert first.code == 0 and len(emulator.calls(provider.sync)) == 1
+    results = ws / "batch-results" / "results.jsonl"
+    with results.open("a", encoding="utf-8") as fh:
+        fh.write('{"custom_id": "prompts_alpha_md", "status": "succ')  # a kill mid-write
+    again = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", batch_id=first.outputs["batch-id"])
+    assert again.code == 0, again.log
+    assert "skipped 1 unreadable lines" in again.log
+    assert len(emulator.calls(provider.sync)) == 1
+    assert sorted(r["custom_id"] for r in again.results) == sorted(IDS)
+
+
+def test_a_run_stopped_mid_carry_loses_no_settled_result(
+    ws: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
+    emulator.config.outcomes = {"gamma": "errored"}
+    first = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch")
+    out = ws / "batch-results"
+    # What a run stopped right after setting the results aside leaves: the earlier file, a new empty one.
+    (out / "results.jsonl").rename(out / "results.earlier.jsonl")
+    (out / "results.jsonl").write_text("")
+    for _ in range(2):  # and a second run, which must not overwrite the set-aside file with the empty one
+        again = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", batch_id=first.outputs["batch-id"])
+        assert again.code == 0, again.log
+    assert len(emulator.calls(provider.sync)) == 1  # gamma's sync answer was carried, not paid again
+    assert {r["custom_id"]: r["via"] for r in again.results}["gamma"] == "sync"
+    assert not (out / "results.earlier.jsonl").exists()

@@ -99,7 +99,7 @@ def run(p: Prepared, console: Console) -> int:
     same_batches = previous is not None and bool(batch_ids) and set(batch_ids) <= set(previous.batch_ids)
     earlier = set_aside(p.out_dir / RESULTS_FILE) if same_batches else None
     writer = ResultWriter(p.out_dir, p.prices, p.spec.model, p.today, redact=console.redact)
-    kept = carry_settled(earlier, writer) if earlier else 0
+    kept, unreadable = carry_settled(earlier, writer) if earlier else (0, 0)
     engine = Engine(
         p.provider,
         p.spec,
@@ -114,6 +114,11 @@ def run(p: Prepared, console: Console) -> int:
     )
     if kept:
         engine.note(f"kept {kept} results an earlier run of these batches settled; only the rest was collected")
+    if unreadable:
+        console.notice(
+            f"skipped {unreadable} unreadable lines of the earlier {RESULTS_FILE} (a run stopped mid-write); "
+            "their requests are collected again from the batch"
+        )
     ctx = context(p)
     console.log(f"{p.workload}: {len(p.requests)} requests, {p.decision.mode} on {p.spec.model} ({p.decision.reason})")
     try:

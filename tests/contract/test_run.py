@@ -305,3 +305,30 @@ def test_a_run_stopped_mid_carry_loses_no_settled_result(
     assert len(emulator.calls(provider.sync)) == 1  # gamma's sync answer was carried, not paid again
     assert {r["custom_id"]: r["via"] for r in again.results}["gamma"] == "sync"
     assert not (out / "results.earlier.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {
+            "provider": "anthropic",
+            "model": "m",
+            "workload": "w",
+            "deadline": "",
+            "status": "submitted",
+            "batch_ids": "abc",
+        },
+        {"provider": 7, "batch_ids": ["b"], "status": "submitted"},
+        "not an object",
+    ],
+)
+def test_a_corrupt_state_file_stops_the_run_before_anything_is_paid(
+    ws: Path, emulator: Emulator, provider: ProviderProfile, state: object
+) -> None:
+    out = ws / "batch-results"
+    out.mkdir()
+    (out / "state.json").write_text(json.dumps(state))
+    run = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 2, run.log
+    assert "cannot be read as a batch-arbiter state file" in run.log
+    assert emulator.calls(provider.create) == [] and emulator.calls(provider.status) == []

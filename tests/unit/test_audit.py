@@ -406,3 +406,15 @@ def test_benchmark_script_runs_at_a_tiny_size() -> None:
     result = json.loads(proc.stdout)
     assert (result["files"], result["workloads"], result["problems"]) == (12, 12, 0)
     assert result["candidates"] > 0 and result["in_process_best_s"] > 0
+
+
+def test_audit_mode_does_not_write_through_a_planted_symlink(repo: Path) -> None:
+    target = repo.parent / "outside.txt"
+    target.write_text("keep me")
+    (repo / "batch-results").mkdir(exist_ok=True)
+    (repo / "batch-results" / "audit.md").symlink_to(target)
+    run = run_action(repo, None, mode="audit", metrics_file="metrics/*.jsonl", api_key="")
+    assert run.code == 0, run.log
+    assert target.read_text() == "keep me"
+    written = repo / "batch-results" / "audit.md"
+    assert not written.is_symlink() and written.read_text().startswith("## batch-arbiter audit")

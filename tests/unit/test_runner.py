@@ -81,3 +81,22 @@ def test_local_run_prints_outputs_instead_of_set_output(tmp_path: Path) -> None:
     runner.set_outputs({"status": "succeeded"})
     assert "status=succeeded" in stream.getvalue()
     assert "::set-output" not in stream.getvalue()
+
+
+def test_terminal_escapes_from_remote_text_never_reach_log_annotations_or_summary(tmp_path: Path) -> None:
+    runner, stream = make_runner(tmp_path)
+    remote = "HTTP 500 \x1b[31mboom\x1b[0m \x1b]8;;http://x\x07link\x1b]8;;\x07 \x07bell"
+    runner.error(remote, title="\x1b[2Jtitle")
+    runner.log(remote)
+    runner.write_summary(f"| {remote} |")
+    text = stream.getvalue() + (tmp_path / "summary").read_text()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "HTTP 500 boom link bell" in text and "title=title" in text
+
+
+def test_publish_goes_to_the_runners_stream_with_commands_broken(tmp_path: Path) -> None:
+    runner, stream = make_runner(tmp_path)
+    runner.publish("# Report\n::set-output name=status::succeeded\n")
+    assert "# Report" in stream.getvalue()
+    assert "::set-output" not in stream.getvalue()
+    assert "# Report" in (tmp_path / "summary").read_text()

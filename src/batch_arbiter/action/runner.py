@@ -8,6 +8,7 @@ emits every annotation property (empty ones included).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,9 @@ from typing import TextIO
 from actions_toolkit.command import Command
 from actions_toolkit.file_command import prepare_key_value_message
 
+# Terminal escape sequences (CSI and OSC), then any other control character but tab and newline.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
 # GitHub aborts a step summary upload above 1 MiB.
 SUMMARY_LIMIT_BYTES = 1024 * 1024 - 4096
 
@@ -68,12 +72,18 @@ class Runner:
     # -- log lines -------------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
+        """`text` with every masked secret replaced."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
 
+    def _shown(self, text: str) -> str:
+        """Redacted, and without the terminal escapes and control characters remote error text may
+        carry: the log, annotations and the summary show text, never an escape sequence."""
+        return _CONTROL.sub("", _ANSI.sub("", self.redact(text)))
+
     def log(self, message: str) -> None:
-        self.stream.write(self._neutralise(self.redact(message)) + "\n")
+        self.stream.write(self._neutralise(self._shown(message)) + "\n")
         self.stream.flush()
 
     def mask(self, secret: str) -> None:
@@ -125,7 +135,7 @@ class Runner:
 
     def write_summary(self, markdown: str) -> None:
         """Append to the step summary (trimmed below GitHub's 1 MiB cap); locally, print it."""
-        markdown = self.redact(markdown)
+        markdown = self._shown(markdown)
         if self.summary_path is None:
             self.stream.write(self._neutralise(markdown) + "\n")
             self.stream.flush()
@@ -140,16 +150,16 @@ class Runner:
 
     def publish(self, markdown: str) -> None:
         """A report command's output: printed, and on Actions also the step summary."""
-        sys.stdout.write(markdown)
-        sys.stdout.flush()
+        self.stream.write(self._neutralise(self._shown(markdown)))
+        self.stream.flush()
         if self.summary_path is not None:
             self.write_summary(markdown)
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _annotate(self, level: str, message: str, title: str | None) -> None:
-        properties = {"title": self.redact(title)} if title else {}
-        self._command(level, properties, self.redact(message))
+        properties = {"title": self._shown(title)} if title else {}
+        self._command(level, properties, self._shown(message))
 
     def _command(self, name: str, properties: dict[str, str], message: str) -> None:
         self.stream.write(str(Command(name, properties, message)) + "\n")

@@ -26,6 +26,7 @@ from batch_arbiter.core.pricing import PriceTable, PricingError
 from batch_arbiter.core.records import Usage
 from batch_arbiter.core.settings import Settings
 from batch_arbiter.errors import InputError
+from batch_arbiter.files import write_own
 from batch_arbiter.markdown import BATCH_COLOUR, SYNC_COLOUR, bar_chart, escape, money, table
 from batch_arbiter.observatory.cron import DAYS_PER_MONTH
 from batch_arbiter.observatory.output import emit
@@ -688,8 +689,9 @@ def run_step(settings: Settings, runner: Console) -> int:
         runner.warning(problem, title="batch-arbiter audit")
     markdown = to_markdown(audit)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "audit.md").write_text(markdown, encoding="utf-8")
-    (out_dir / "audit.json").write_text(json.dumps(to_json(audit), indent=2) + "\n", encoding="utf-8")
+    # The output directory lies in a checked-out workspace: a planted symlink must not redirect the write.
+    write_own(out_dir / "audit.md", markdown)
+    write_own(out_dir / "audit.json", json.dumps(to_json(audit), indent=2) + "\n")
     runner.write_summary(markdown)
     totals = audit.totals()
     runner.set_outputs(

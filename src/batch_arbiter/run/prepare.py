@@ -150,6 +150,14 @@ def _refuse_foreign_state(
     answers as this run's and pay for every new request synchronously."""
     path = out_dir / STATE_FILE
     previous = RunState.read(path)
+    shown = path.relative_to(workspace).as_posix() if path.is_relative_to(workspace) else str(path)
+    if previous is None and path.is_file():
+        # It may name a batch that is paid for: submitting again on a guess could pay twice.
+        raise InputError(
+            f"{shown} cannot be read as a batch-arbiter state file; nothing was submitted. If it names a batch, "
+            f"collect it with `batch-id`; otherwise delete {shown} to start a new batch.",
+            input="output-dir",
+        )
     if previous is None or not previous.collectable:
         return
     differs = []
@@ -164,7 +172,6 @@ def _refuse_foreign_state(
         differs.append(f"its {len(previous.custom_ids)} requests include {gone} not in this run, which has {new} new")
     if not differs:
         return
-    shown = path.relative_to(workspace).as_posix() if path.is_relative_to(workspace) else str(path)
     raise InputError(
         f"{shown} belongs to batch {previous.batch_id} ({previous.status}), which is not this run's: "
         f"{'; '.join(differs)}. Nothing was submitted. Collect that batch with `batch-id: {previous.batch_id}` "

@@ -38,12 +38,25 @@ class RunState:
     @classmethod
     def read(cls, path: Path) -> RunState | None:
         try:
-            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            data: Any = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not isinstance(data, dict):
             return None
         if isinstance(data.get("batch_id"), str) and "batch_ids" not in data:
             data["batch_ids"] = [data["batch_id"]]
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "path"}
+        # A hand-edited or corrupt file must not be polled as, say, a string one character at a time.
+        for name in ("batch_ids", "custom_ids"):
+            value = known.get(name, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                return None
+        for name in ("provider", "model", "workload", "deadline", "status"):
+            if name in known and not isinstance(known[name], str):
+                return None
+        for name in ("submitted_at", "run"):
+            if known.get(name) is not None and not isinstance(known[name], str):
+                return None
         try:
             return cls(path=path, **known)
         except TypeError:

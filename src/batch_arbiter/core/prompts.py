@@ -8,10 +8,12 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
 
 from batch_arbiter.core.records import PromptRequest
 from batch_arbiter.errors import InputError
@@ -32,7 +34,7 @@ class PromptError(InputError):
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["user", "assistant"]
-    content: str | list[dict[str, Any]]
+    content: str | list[Any]
 
 
 class _RequestObject(BaseModel):
@@ -54,6 +56,45 @@ class _RequestObject(BaseModel):
         if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
             raise ValueError("`messages` must be non-empty and end with a user message")
         return self
+
+    @model_validator(mode="after")
+    def _content_blocks(self, info: ValidationInfo) -> _RequestObject:
+        """Blocks the provider can take: one it cannot is bad input, not a rejected batch paid for in sync."""
+        context = info.context if isinstance(info.context, dict) else {}
+        for i, message in enumerate(self.messages or ()):
+            problem = _block_problem(message.content, context.get("rules"))
+            if problem is not None:
+                loc, msg = problem
+                raise PydanticCustomError(
+                    "content_block", "{where}: {msg}", {"where": f"messages.{i}.content{loc}", "msg": msg}
+                )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRules:
+    """What the run's provider accepts in a message's content: `block_types` it takes (None: any typed
+    block, its API checks the rest)."""
+
+    provider: str
+    block_types: frozenset[str] | None = None
+
+
+def _block_problem(content: str | list[Any], rules: ContentRules | None) -> tuple[str, str] | None:
+    """What is wrong with a message's content blocks, as (location below `content`, message), if anything."""
+    if isinstance(content, str):
+        return None
+    if not content:
+        return "", "a list of content blocks must not be empty"
+    for j, block in enumerate(content):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            return f".{j}", "a content block must be an object with a string `type`"
+        if block["type"] == "text" and not isinstance(block.get("text"), str):
+            return f".{j}.text", "a text block's `text` must be a string"
+        if rules is not None and rules.block_types is not None and block["type"] not in rules.block_types:
+            kinds = ", ".join(sorted(rules.block_types))
+            return f".{j}", f"{rules.provider} takes only {kinds} blocks, not {block['type']!r}"
+    return None
 
 
 def expand(patterns: Iterable[str], workspace: Path) -> list[Path]:
@@ -88,8 +129,12 @@ def expand(patterns: Iterable[str], workspace: Path) -> list[Path]:
     return list(found)
 
 
-def load_requests(files: Iterable[Path], workspace: Path, system: str | None = None) -> list[PromptRequest]:
-    requests = list(_read_all(files, workspace.resolve(), system))
+def load_requests(
+    files: Iterable[Path], workspace: Path, system: str | None = None, rules: ContentRules | None = None
+) -> list[PromptRequest]:
+    """The requests of `files`; `rules`: refuse content blocks the provider cannot take (None checks only
+    their shape)."""
+    requests = list(_read_all(files, workspace.resolve(), system, rules))
     seen: set[str] = set()
     for request in requests:
         if request.custom_id in seen:
@@ -107,7 +152,9 @@ def derive_custom_id(source: str) -> str:
     return f"{slug[: 64 - len(digest) - 1]}-{digest}"
 
 
-def _read_all(files: Iterable[Path], root: Path, system: str | None) -> Iterator[PromptRequest]:
+def _read_all(
+    files: Iterable[Path], root: Path, system: str | None, rules: ContentRules | None
+) -> Iterator[PromptRequest]:
     derived: set[str] = set()
     for path in files:
         rel = path.relative_to(root).as_posix()
@@ -120,13 +167,14 @@ def _read_all(files: Iterable[Path], root: Path, system: str | None) -> Iterator
         except (OSError, UnicodeDecodeError) as exc:
             raise PromptError(f"cannot read prompt file {rel}: {exc}") from exc
         if path.suffix == ".json":
-            yield _from_object(_parse_json(text, rel), rel, system, derived)
+            yield _from_object(_parse_json(text, rel), rel, system, derived, rules)
         elif path.suffix == ".jsonl":
             for lineno, line in enumerate(text.splitlines(), 1):
                 if len(line) > MAX_REQUEST_BYTES:
                     raise PromptError(f"{rel}:{lineno}: the request is over {MAX_REQUEST_BYTES:,} bytes")
                 if line.strip():
-                    yield _from_object(_parse_json(line, f"{rel}:{lineno}"), f"{rel}:{lineno}", system, derived)
+                    where = f"{rel}:{lineno}"
+                    yield _from_object(_parse_json(line, where), where, system, derived, rules)
         else:
             if not text.strip():
                 raise PromptError(f"prompt file {rel} is empty")
@@ -141,9 +189,11 @@ def _parse_json(text: str, where: str) -> Any:
         raise PromptError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
 
 
-def _from_object(data: Any, source: str, system: str | None, derived: set[str]) -> PromptRequest:
+def _from_object(
+    data: Any, source: str, system: str | None, derived: set[str], rules: ContentRules | None = None
+) -> PromptRequest:
     try:
-        obj = _RequestObject.model_validate(data)
+        obj = _RequestObject.model_validate(data, context={"rules": rules})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import cast
 
 from batch_arbiter.core.pricing import PriceRules, PriceTable
+from batch_arbiter.core.prompts import ContentRules
 from batch_arbiter.errors import InputError
 from batch_arbiter.providers.base import Provider, ProviderConfig
 
@@ -42,8 +43,15 @@ class ProviderInfo:
     # The `engine` field of a token-metrics record (the origin's layout names CLIs, not providers).
     engine: str
     price_rules: PriceRules
+    # The content block types a request may carry; None: any (the API checks them itself).
+    block_types: frozenset[str] | None
     # "module:Class" of the adapter, imported on first use.
     adapter: str
+
+    @property
+    def content_rules(self) -> ContentRules:
+        """What a prompt file may hold for this provider."""
+        return ContentRules(self.name, self.block_types)
 
     def owns(self, model: str) -> bool:
         """Whether `model` is one of this provider's ids."""
@@ -59,6 +67,7 @@ REGISTRY: Mapping[str, ProviderInfo] = {
         engine="claude",
         # A 1-hour cache write costs twice the input rate; batch cache reads are half price as well.
         price_rules=PriceRules("claude-", cache_write_1h_multiplier=2.0, batch_discounts_cache_reads=True),
+        block_types=None,
         adapter="batch_arbiter.providers.anthropic:AnthropicProvider",
     ),
     "gemini": ProviderInfo(
@@ -69,6 +78,8 @@ REGISTRY: Mapping[str, ProviderInfo] = {
         engine="gemini",
         # No 1-hour write tier; a cache hit inside a batch is priced like any cache hit.
         price_rules=PriceRules("gemini-", cache_write_1h_multiplier=1.0, batch_discounts_cache_reads=False),
+        # The adapter builds Gemini parts from text blocks only.
+        block_types=frozenset({"text"}),
         adapter="batch_arbiter.providers.gemini:GeminiProvider",
     ),
 }

@@ -86,7 +86,8 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         if system_path is None or not system_path.is_file():
             raise InputError(f"system prompt file not found: {settings.system_prompt_file}")
         system = system_path.read_text(encoding="utf-8")
-    requests = prompts.load_requests(prompts.expand(settings.prompt_files, workspace), workspace, system)
+    files = prompts.expand(settings.prompt_files, workspace)
+    requests = prompts.load_requests(files, workspace, system, vendor.content_rules)
 
     today = datetime.now(UTC).date()
     model, upgrade, notes = requested_model, None, []

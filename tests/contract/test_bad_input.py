@@ -23,7 +23,8 @@ def refused(run: Run, emulator: Emulator | None, fragment: str) -> None:
     assert run.code == 2, run.log
     assert "::error" in run.log, run.log
     assert fragment in run.log, run.log
-    assert "Traceback" not in run.log
+    # A traceback only ever in a folded group under the annotation (an unforeseen error), never raw.
+    assert run.log.count("Traceback (most recent call last)") == run.log.count("::group::Traceback")
     if emulator is not None:
         assert emulator.calls() == [], [c.route for c in emulator.calls()]
 
@@ -73,3 +74,104 @@ def test_an_image_block_still_goes_to_anthropic(ws: Path, emulator: Emulator) ->
     assert run.code == 0, run.log
     sent = {r["custom_id"]: r["params"] for r in emulator.calls("create")[0].body["requests"]}
     assert sent["prompts_b_json"]["messages"][0]["content"][0]["type"] == "image"
+
+
+# -- item 10: unreadable files and out-of-range inputs are bad input, never a traceback ------------
+
+
+def test_a_system_prompt_file_that_is_not_utf8_is_bad_input(ws: Path, emulator: Emulator) -> None:
+    (ws / "system.txt").write_bytes(b"Be terse.\xff\xfe\n")
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", system_prompt_file="system.txt")
+    refused(run, emulator, "system.txt")
+
+
+@pytest.mark.parametrize(
+    ("input_name", "name", "data"),
+    [
+        ("policy_file", "policy.yml", "rules: []\n".encode("utf-16")),
+        ("pricing_file", "prices.tsv", "claude-*\t2020-01-01\t1\t1\t1\t1\n".encode("utf-16")),
+        ("policy_file", "policy.yml", b"rules:\n  - match: '*'\n    mode: batch\n    reason: \xe9t\xe9\n"),
+    ],
+)
+def test_a_policy_or_pricing_file_that_is_not_utf8_is_bad_input(
+    ws: Path, emulator: Emulator, input_name: str, name: str, data: bytes
+) -> None:
+    (ws / name).write_bytes(data)
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", **{input_name: name})
+    refused(run, emulator, "UTF-8")
+
+
+def test_a_deeply_nested_policy_file_is_bad_input(ws: Path, emulator: Emulator) -> None:
+    (ws / "policy.yml").write_text("[" * 50_000 + "]" * 50_000)
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", policy_file="policy.yml")
+    refused(run, emulator, "policy.yml")
+
+
+def test_a_timeout_past_any_batch_lifetime_is_bad_input(ws: Path, emulator: Emulator) -> None:
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes="1e10")
+    refused(run, emulator, "input `timeout-minutes`")
+
+
+def test_an_absolute_metrics_glob_is_bad_input_in_an_audit(ws: Path) -> None:
+    (ws / ".github" / "workflows").mkdir(parents=True)
+    run = run_action(ws, None, mode="audit", metrics_file=f"{ws}/*.jsonl")
+    refused(run, None, "input `metrics-file`")
+
+
+def metrics_line(**fields: object) -> str:
+    record = {"ts": "2026-01-05T10:00:00Z", "workflow": "nightly", "engine": "claude", "model": "claude-sonnet-5-5"}
+    return json.dumps({**record, **fields})
+
+
+@pytest.mark.parametrize("field", ["input_tokens", "cost_usd", "requests"])
+def test_a_metrics_line_with_an_overflowing_number_is_skipped_with_a_warning(ws: Path, field: str) -> None:
+    good = metrics_line(input_tokens=1000, output_tokens=10)
+    bad = metrics_line(output_tokens=10).replace('"output_tokens": 10', f'"output_tokens": 10, "{field}": 1e999')
+    (ws / "metrics.jsonl").write_text(good + "\n" + bad + "\n")
+    (ws / ".github" / "workflows").mkdir(parents=True)
+    run = run_action(ws, None, mode="audit", metrics_file="metrics.jsonl")
+    assert run.code == 0, run.log
+    assert "Traceback" not in run.log
+    assert f"metrics.jsonl:2: `{field}` is not a finite number; skipped" in run.log
+
+
+def test_the_report_command_skips_an_overflowing_metrics_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from batch_arbiter.cli import main
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(metrics_line(input_tokens=1000) + "\n" + metrics_line(input_tokens="1e999") + "\n")
+    assert main(["report", "--metrics", str(log), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "metrics.jsonl:2: `input_tokens` is not a finite number; skipped" in out.err
+    assert json.loads(out.out)
+
+
+def test_an_unexpected_error_before_the_first_call_is_bad_input(
+    ws: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unforeseen(source: str) -> str:
+        raise RuntimeError(f"no id for {source}")
+
+    # A defect nobody anticipated, met while the run is still being prepared.
+    monkeypatch.setattr("batch_arbiter.core.prompts.derive_custom_id", unforeseen)
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    refused(run, emulator, "unexpected RuntimeError: no id for prompts/a.md; nothing was sent")
+
+
+# -- item 11: non-finite numbers are refused wherever a file gives one -----------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999", "NaN"])
+def test_a_non_finite_price_is_bad_input(ws: Path, emulator: Emulator, value: str) -> None:
+    (ws / "prices.tsv").write_text(f"claude-sonnet-5-5\t2020-01-01\t{value}\t0.3\t3.75\t15\n")
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", pricing_file="prices.tsv", budget_usd=1)
+    refused(run, emulator, "prices.tsv:1: prices must be finite numbers")
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan", "1e999"])
+def test_a_non_finite_policy_number_is_bad_input(ws: Path, emulator: Emulator, value: str) -> None:
+    (ws / "policy.yml").write_text(f"rules:\n  - match: '*'\n    mode: batch\n    max-wait-minutes: {value}\n")
+    run = run_action(ws, emulator, prompt_files="prompts/*", policy_file="policy.yml")
+    refused(run, emulator, "max-wait-minutes")

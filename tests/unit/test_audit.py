@@ -412,7 +412,9 @@ def test_audit_mode_does_not_write_through_a_planted_symlink(repo: Path) -> None
     target = repo.parent / "outside.txt"
     target.write_text("keep me")
     (repo / "batch-results").mkdir(exist_ok=True)
-    (repo / "batch-results" / "audit.md").symlink_to(target)
+    link = repo / "batch-results" / "audit.md"
+    link.unlink(missing_ok=True)  # the repository fixture is shared with the other audit-mode tests
+    link.symlink_to(target)
     run = run_action(repo, None, mode="audit", metrics_file="metrics/*.jsonl", api_key="")
     assert run.code == 0, run.log
     assert target.read_text() == "keep me"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,21 @@ from batch_arbiter.core.records import Usage, as_count
 # The origin's Effective Tokens: model multiplier (input price relative to this model) times
 # 1.0 x input + 0.1 x cache reads + 4.0 x output.
 ET_BASELINE_MODEL = "claude-haiku-4-5"
+# The fields read as numbers; some writers log them as strings.
+_NUMBERS = frozenset(
+    {
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+        "cache_creation_1h_tokens",
+        "requests",
+        "et",
+        "cost_usd",
+        "sync_cost_usd",
+        "savings_usd",
+    }
+)
 
 
 def et_multiplier(model: str, prices: PriceTable, on: date) -> float:
@@ -150,6 +166,10 @@ def read(paths: Iterable[Path]) -> Log:
                 continue
             if data.get("kind"):
                 continue  # the origin keeps other record kinds in the same file
+            infinite = next((k for k, v in data.items() if _non_finite(v, numeric=k in _NUMBERS)), None)
+            if infinite is not None:
+                log.problems.append(f"{where}: `{infinite}` is not a finite number; skipped")
+                continue
             entry = _entry(data, where)
             if entry is None:
                 log.problems.append(f"{where}: no usable `ts`; skipped")
@@ -192,6 +212,16 @@ def _entry(data: Mapping[str, Any], where: str) -> Entry | None:
         sync_cost_usd=_float(data.get("sync_cost_usd")),
         source=where,
     )
+
+
+def _non_finite(value: Any, numeric: bool) -> bool:
+    """A number that is NaN or overflows to infinity; in a `numeric` field also such a string."""
+    if isinstance(value, str) and numeric:
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _float(value: Any) -> float | None:

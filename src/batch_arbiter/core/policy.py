@@ -34,7 +34,7 @@ class Rule(BaseModel):
     upgrade: bool = False
     model: str | None = None
     effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
-    max_wait_minutes: float | None = Field(default=None, gt=0, alias="max-wait-minutes")
+    max_wait_minutes: float | None = Field(default=None, gt=0, allow_inf_nan=False, alias="max-wait-minutes")
     reason: str = ""
 
 
@@ -72,8 +72,12 @@ def load_policy(path: Path | None) -> Policy:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {path.name}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy file {path.name} is not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"policy file {path.name} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise PolicyError(f"policy file {path.name} is nested too deeply to be a policy") from None
     try:
         return Policy.model_validate(data or {})
     except ValidationError as exc:

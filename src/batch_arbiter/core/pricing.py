@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -91,6 +92,8 @@ class PriceTable:
                 text = extra.read_text(encoding="utf-8")
             except OSError as exc:
                 raise PricingError(f"cannot read pricing file {extra}: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise PricingError(f"pricing file {extra} is not UTF-8 text (byte {exc.start})") from None
             rows += _parse(text, str(extra), start=len(rows))
         return cls(rows, rules)
 
@@ -177,6 +180,8 @@ def _parse(text: str, name: str, start: int) -> list[_Row]:
             above = int(fields[len(_COLUMNS)].strip() or 0) if len(fields) > len(_COLUMNS) else 0
         except ValueError as exc:
             raise PricingError(f"{name}:{n}: {exc}") from exc
+        if not all(math.isfinite(v) for v in values):
+            raise PricingError(f"{name}:{n}: prices must be finite numbers")
         if any(v < 0 for v in values) or above < 0:
             raise PricingError(f"{name}:{n}: prices and thresholds must not be negative")
         rows.append(_Row(glob, effective, Rate(*values), start + len(rows), above))

@@ -16,6 +16,8 @@ Provider = Literal["anthropic", "gemini"]
 Mode = Literal["auto", "batch", "sync", "plan", "audit"]
 OnTimeout = Literal["fallback", "leave"]
 
+MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+
 
 def input_env_name(field_name: str) -> str:
     """`prompt_files` -> `INPUT_PROMPT-FILES`: the runner keeps an input's hyphens."""
@@ -49,7 +51,8 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=8192, gt=0)
     max_concurrency: int = Field(default=8, gt=0, le=256)
     poll_interval: float = Field(default=15.0, gt=0)
-    timeout_minutes: float = Field(default=300.0, gt=0)
+    # A week: well past the life of any provider's batch (24 hours on Anthropic, 48 on Gemini).
+    timeout_minutes: float = Field(default=300.0, gt=0, le=MAX_TIMEOUT_MINUTES)
     on_timeout: OnTimeout = "fallback"
     batch_id: str | None = None
     output_dir: str = "batch-results"

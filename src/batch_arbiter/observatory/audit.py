@@ -669,7 +669,12 @@ def run_step(settings: Settings, runner: Console) -> int:
             pattern = pattern.strip()
             if not pattern:
                 continue
-            matches = sorted(workspace.glob(pattern)) if any(c in pattern for c in "*?[") else [workspace / pattern]
+            if any(c in pattern for c in "*?["):
+                if Path(pattern).is_absolute():
+                    raise AuditError(f"input `metrics-file`: the pattern {pattern!r} must be relative to the workspace")
+                matches = sorted(workspace.glob(pattern))
+            else:
+                matches = [inside(pattern, "metrics-file")]
             found = [inside(str(m.relative_to(workspace)), "metrics-file") for m in matches if m.is_file()]
             if not found:
                 runner.warning(f"metrics-file: nothing at {pattern}; costs need a metrics log from earlier runs")

@@ -28,10 +28,23 @@ EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT = 0, 1, 2
 
 def execute(settings: Settings, console: Console) -> int:
     """Validate everything, then run (or plan). Nothing is sent to a provider before validation passes."""
+    prepared = None
     try:
+        # One boundary around everything before the first paid call: whatever goes wrong here is
+        # reported as bad input, and nothing has been sent.
         prepared = prepare(settings, console)
+        if settings.mode != "plan" and _over_budget(prepared, console):
+            prepared.provider.close()
+            return EXIT_BAD_INPUT
     except InputError as exc:
         console.error(str(exc), title="batch-arbiter: bad input")
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if prepared is not None:
+            prepared.provider.close()
+        console.error(f"unexpected {type(exc).__name__}: {exc}; nothing was sent", title="batch-arbiter: bad input")
+        with console.group("Traceback"):
+            console.log(traceback.format_exc())
         return EXIT_BAD_INPUT
     try:
         if settings.mode == "plan":
@@ -68,17 +81,6 @@ def plan(p: Prepared, console: Console) -> int:
 def run(p: Prepared, console: Console) -> int:
     """Submit (or collect), wait, fall back, and report; returns the step's exit code."""
     settings = p.settings
-    if settings.budget_usd is not None:
-        est = estimate(p.requests, p.provider, p.spec, p.prices, p.today)
-        cost = est.for_mode(p.decision.mode)
-        if cost > settings.budget_usd:
-            console.error(
-                f"estimated cost ${cost:.4f} ({p.decision.mode}, input {est.method}, every request using its "
-                f"max_tokens) is over budget-usd ${settings.budget_usd:.4f}; nothing was submitted",
-                title="batch-arbiter: over budget",
-            )
-            return EXIT_BAD_INPUT
-
     p.out_dir.mkdir(parents=True, exist_ok=True)
     state_path = p.out_dir / STATE_FILE
     batch_ids = [b for b in re.split(r"[,\s]+", settings.batch_id or "") if b]
@@ -145,6 +147,22 @@ def run(p: Prepared, console: Console) -> int:
         title="batch-arbiter: incomplete",
     )
     return EXIT_INCOMPLETE
+
+
+def _over_budget(p: Prepared, console: Console) -> bool:
+    """`budget-usd` given and the estimate above it: reported, and the run must not start."""
+    if p.settings.budget_usd is None:
+        return False
+    est = estimate(p.requests, p.provider, p.spec, p.prices, p.today)
+    cost = est.for_mode(p.decision.mode)
+    if cost <= p.settings.budget_usd:
+        return False
+    console.error(
+        f"estimated cost ${cost:.4f} ({p.decision.mode}, input {est.method}, every request using its "
+        f"max_tokens) is over budget-usd ${p.settings.budget_usd:.4f}; nothing was submitted",
+        title="batch-arbiter: over budget",
+    )
+    return True
 
 
 def _cancelled(

@@ -85,7 +85,11 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         system_path = inside(workspace, settings.system_prompt_file, "system-prompt-file")
         if system_path is None or not system_path.is_file():
             raise InputError(f"system prompt file not found: {settings.system_prompt_file}")
-        system = system_path.read_text(encoding="utf-8")
+        try:
+            system = system_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = f"not UTF-8 text (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+            raise InputError(f"cannot read system prompt file {settings.system_prompt_file}: {why}") from None
     files = prompts.expand(settings.prompt_files, workspace)
     requests = prompts.load_requests(files, workspace, system, vendor.content_rules)
 

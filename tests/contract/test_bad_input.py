@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batch_arbiter.emulator import Emulator
-from support import Run, run_action, write_prompts
+from support import Run, run_action, runner_env, write_prompts
 
 
 @pytest.fixture
@@ -175,3 +177,73 @@ def test_a_non_finite_policy_number_is_bad_input(ws: Path, emulator: Emulator, v
     (ws / "policy.yml").write_text(f"rules:\n  - match: '*'\n    mode: batch\n    max-wait-minutes: {value}\n")
     run = run_action(ws, emulator, prompt_files="prompts/*", policy_file="policy.yml")
     refused(run, emulator, "max-wait-minutes")
+
+
+# -- item 12: smaller input defects ----------------------------------------------------------------
+
+
+def test_a_vanishing_poll_interval_is_floored(ws: Path, emulator: Emulator) -> None:
+    emulator.config.processing_seconds = 0.3
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", poll_interval=1e-12)
+    assert run.code == 0, run.log
+    # From 1e-12 doubling, about 38 status checks before the batch ends; from the floor, a handful.
+    assert len(emulator.calls("retrieve")) <= 8
+
+
+def test_an_api_key_with_a_trailing_newline_is_stripped_and_said_so(ws: Path, emulator: Emulator) -> None:
+    key = "sk-ant-test-with-a-newline-0123"
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", api_key=key + "\n")
+    assert run.code == 0, run.log
+    assert "::notice::the API key ends or starts with whitespace" in run.log
+    assert key not in run.log.replace(f"::add-mask::{key}", "")
+    assert emulator.calls("create") and {c.status for c in emulator.calls()} == {200}
+
+
+def test_upper_case_json_prompt_files_are_parsed_as_requests(ws: Path, emulator: Emulator) -> None:
+    write_prompts(ws, {"prompts/b.JSON": json.dumps({"prompt": "Upper.", "custom_id": "upper"})})
+    write_prompts(ws, {"prompts/c.JSONL": json.dumps({"prompt": "Lines.", "custom_id": "lines"}) + "\n"})
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    sent = {
+        r["custom_id"]: r["params"]["messages"][-1]["content"] for r in emulator.calls("create")[0].body["requests"]
+    }
+    assert sent == {"prompts_a_md": "A fine prompt.", "upper": "Upper.", "lines": "Lines."}
+
+
+def test_a_utf8_bom_is_not_sent_to_the_model(ws: Path, emulator: Emulator) -> None:
+    (ws / "prompts" / "a.md").write_bytes("\ufeffA fine prompt.".encode())
+    (ws / "prompts" / "b.json").write_bytes(("\ufeff" + json.dumps({"prompt": "From JSON."})).encode())
+    (ws / "system.txt").write_bytes("\ufeffBe terse.".encode())
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch", system_prompt_file="system.txt")
+    assert run.code == 0, run.log
+    params = [r["params"] for r in emulator.calls("create")[0].body["requests"]]
+    assert sorted(p["messages"][-1]["content"] for p in params) == ["A fine prompt.", "From JSON."]
+    assert {json.dumps(p["system"]) for p in params} == {json.dumps(params[0]["system"])}
+    assert "\ufeff" not in json.dumps(params, ensure_ascii=False)
+
+
+def test_post_help_prints_help_and_runs_no_post_step(tmp_path: Path, emulator: Emulator) -> None:
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    (ws / "batch-results").mkdir(parents=True)
+    files.mkdir()
+    state: dict[str, object] = {"provider": "anthropic", "model": "claude-sonnet-5-5", "workload": "w", "deadline": ""}
+    state |= {"status": "submitted", "batch_ids": ["msgbatch_01x"], "custom_ids": ["a"], "run": "4242.1"}
+    (ws / "batch-results" / "state.json").write_text(json.dumps(state))
+    env = runner_env(ws, files, emulator, prompt_files="x.md")
+    # `batch-arbiter post` and the `batch-arbiter-post` script action.yml's post-entrypoint runs.
+    script = ["-c", "from batch_arbiter.cli import post_main; raise SystemExit(post_main())", "-h"]
+    for argv in (["-m", "batch_arbiter", "post", "--help"], script):
+        post = subprocess.run([sys.executable, *argv], cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+        assert post.returncode == 0, post.stdout + post.stderr
+        assert "usage: batch-arbiter post" in post.stdout
+    assert emulator.calls() == []
+    assert json.loads((ws / "batch-results" / "state.json").read_text())["status"] == "submitted"
+
+
+def test_action_yml_lists_every_status_the_action_sets() -> None:
+    import yaml
+
+    action = yaml.safe_load((Path(__file__).parents[2] / "action.yml").read_text(encoding="utf-8"))
+    described = action["outputs"]["status"]["description"]
+    for status in ("succeeded", "partial", "failed", "pending", "planned"):
+        assert f"`{status}`" in described

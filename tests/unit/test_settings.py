@@ -123,3 +123,11 @@ def test_action_yml_outputs_and_runs() -> None:
     for name, spec in ACTION["inputs"].items():
         assert spec.get("description"), name
         assert "default" in spec or spec.get("required"), name
+
+
+def test_poll_interval_is_floored() -> None:
+    from batch_arbiter.core.settings import poll_seconds
+
+    assert poll_seconds(load_settings(prompt_files="a.md", poll_interval="1e-12")) == 1.0
+    assert poll_seconds(load_settings(prompt_files="a.md", poll_interval="1e-12", base_url="http://x")) == 0.01
+    assert poll_seconds(load_settings(prompt_files="a.md", poll_interval="30")) == 30

@@ -49,6 +49,9 @@ def post_step(runner: Runner) -> int:
     if vendor is None:
         return EXIT_OK
     key = api_key_from(vendor, settings.api_key.get_secret_value() if settings.api_key else None, os.environ)
+    if key:
+        runner.mask(key)
+        key = key.strip()
     if not key:
         runner.warning(
             f"batch {batch_id} may still be running, and no API key is available to cancel it; "

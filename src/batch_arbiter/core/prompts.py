@@ -158,17 +158,19 @@ def _read_all(
     derived: set[str] = set()
     for path in files:
         rel = path.relative_to(root).as_posix()
-        limit = MAX_JSONL_BYTES if path.suffix == ".jsonl" else MAX_REQUEST_BYTES
+        # `.JSON` is a JSON file too: the suffix decides how a file is read, whatever its case.
+        suffix = path.suffix.lower()
+        limit = MAX_JSONL_BYTES if suffix == ".jsonl" else MAX_REQUEST_BYTES
         size = path.stat().st_size
         if size > limit:
             raise PromptError(f"prompt file {rel} is {size:,} bytes; the limit is {limit:,}")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not prompt text
         except (OSError, UnicodeDecodeError) as exc:
             raise PromptError(f"cannot read prompt file {rel}: {exc}") from exc
-        if path.suffix == ".json":
+        if suffix == ".json":
             yield _from_object(_parse_json(text, rel), rel, system, derived, rules)
-        elif path.suffix == ".jsonl":
+        elif suffix == ".jsonl":
             for lineno, line in enumerate(text.splitlines(), 1):
                 if len(line) > MAX_REQUEST_BYTES:
                     raise PromptError(f"{rel}:{lineno}: the request is over {MAX_REQUEST_BYTES:,} bytes")

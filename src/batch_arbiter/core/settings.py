@@ -17,6 +17,10 @@ Mode = Literal["auto", "batch", "sync", "plan", "audit"]
 OnTimeout = Literal["fallback", "leave"]
 
 MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+# Status checks of a provider's own API are at least this far apart, whatever `poll-interval` says; with
+# `base-url` (an emulator, a proxy) fractions down to the second floor stay allowed, for fast tests.
+MIN_POLL_SECONDS = 1.0
+MIN_POLL_SECONDS_BASE_URL = 0.01
 
 
 def input_env_name(field_name: str) -> str:
@@ -91,6 +95,11 @@ class Settings(BaseSettings):
         if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+
+def poll_seconds(settings: Settings) -> float:
+    """`poll-interval`, raised to its floor (MIN_POLL_SECONDS, or MIN_POLL_SECONDS_BASE_URL with `base-url`)."""
+    return max(settings.poll_interval, MIN_POLL_SECONDS_BASE_URL if settings.base_url else MIN_POLL_SECONDS)
 
 
 def load_settings(**overrides: Any) -> Settings:

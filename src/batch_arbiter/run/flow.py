@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from batch_arbiter.core.console import Console
 from batch_arbiter.core.records import Outcome, Status, Via
-from batch_arbiter.core.settings import Settings
+from batch_arbiter.core.settings import Settings, poll_seconds
 from batch_arbiter.errors import Cancelled, InputError
 from batch_arbiter.run.budget import estimate
 from batch_arbiter.run.carry import carry_settled, set_aside
@@ -108,7 +108,7 @@ def run(p: Prepared, console: Console) -> int:
         writer,
         state,
         deadline=time.monotonic() + p.timeout_minutes * 60,
-        poll_interval=settings.poll_interval,
+        poll_interval=poll_seconds(settings),
         on_timeout=settings.on_timeout,
         concurrency=settings.max_concurrency,
         log=console.log,

@@ -64,6 +64,10 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     vendor = info(settings.provider)
     given = settings.api_key.get_secret_value() if settings.api_key else None
     api_key = api_key_from(vendor, given, os.environ)
+    if api_key and api_key != api_key.strip():
+        console.mask(api_key)
+        api_key = api_key.strip()
+        console.notice("the API key ends or starts with whitespace (a newline pasted into the secret?); it was removed")
     if not api_key:
         names = " or ".join(vendor.key_variables)
         raise InputError(f"no API key: set the `api-key` input (from a secret) or {names}")
@@ -86,7 +90,7 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         if system_path is None or not system_path.is_file():
             raise InputError(f"system prompt file not found: {settings.system_prompt_file}")
         try:
-            system = system_path.read_text(encoding="utf-8")
+            system = system_path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             why = f"not UTF-8 text (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else exc.strerror
             raise InputError(f"cannot read system prompt file {settings.system_prompt_file}: {why}") from None

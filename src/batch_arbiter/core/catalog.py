@@ -18,6 +18,8 @@ _NO_XHIGH = ("low", "medium", "high", "max")
 
 @dataclass(frozen=True, slots=True)
 class ModelCaps:
+    """What a model accepts: its effort levels (empty when it takes none) and whether it may run in a batch."""
+
     efforts: tuple[str, ...]
     batch: bool = True
 
@@ -95,6 +97,7 @@ def base_model(model: str) -> str | None:
 
 
 def offline_caps(model: str) -> ModelCaps | None:
+    """The catalog's capabilities for `model`, used when the provider cannot say; None for a model it lacks."""
     base = base_model(model)
     return ModelCaps(_EFFORTS_BY_MODEL[base]) if base else None
 
@@ -108,4 +111,5 @@ def clamp_effort(requested: str, supported: tuple[str, ...]) -> str | None:
 
 
 def highest_effort(supported: tuple[str, ...]) -> str | None:
+    """The strongest of the `supported` levels, which an upgraded run asks for; None when there are none."""
     return max(supported, key=EFFORTS.index) if supported else None

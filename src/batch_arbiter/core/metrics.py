@@ -42,6 +42,7 @@ _NUMBERS = frozenset(
 
 
 def et_multiplier(model: str, prices: PriceTable, on: date) -> float:
+    """`model`'s input price relative to the baseline model's; 1.0 when a price is unknown, so ET never fails."""
     try:
         base = prices.rate(ET_BASELINE_MODEL, on).input
         return prices.rate(model, on).input / base if base > 0 else 1.0
@@ -50,11 +51,13 @@ def et_multiplier(model: str, prices: PriceTable, on: date) -> float:
 
 
 def effective_tokens(model: str, usage: Usage, prices: PriceTable, on: date) -> float:
+    """The origin's Effective Tokens of one usage: tokens weighted by kind, times the model's price multiplier."""
     raw = usage.input_tokens + 0.1 * usage.cache_read_tokens + 4.0 * usage.output_tokens
     return round(et_multiplier(model, prices, on) * raw, 2)
 
 
 def run_url(env: Mapping[str, str]) -> str:
+    """The link to this workflow run, for a record's `context`; empty outside GitHub Actions."""
     repo, run_id = env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")
     if not (repo and run_id):
         return ""
@@ -127,16 +130,20 @@ class Entry:
 
     @property
     def run_key(self) -> str:
+        """What groups records into one run: the run id, else the record's own file and line."""
         # The origin logs one record per call; its calls in one run share the run id.
         return self.run_id or self.source
 
     @property
     def batched(self) -> bool:
+        """Whether the record ran through a batch, by its `mode` or (origin records) its `tier`."""
         return (self.mode or self.tier or "").startswith("batch")
 
 
 @dataclass
 class Log:
+    """What `read` found: the records in time order, every line it skipped and why, and the files it read."""
+
     entries: list[Entry] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)

@@ -48,6 +48,7 @@ class Policy(BaseModel):
     batch_events: list[str] = Field(default_factory=lambda: list(BATCH_EVENTS), alias="batch-events")
 
     def all_rules(self) -> list[Rule]:
+        """The rules in the order they are tried: the file's own, then the built-in ones unless turned off."""
         return self.rules + (list(DEFAULT_RULES) if self.defaults else [])
 
 
@@ -66,6 +67,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 
 
 def load_policy(path: Path | None) -> Policy:
+    """The policy in `path`, or the built-in one without a file; raises PolicyError naming the bad field."""
     if path is None:
         return Policy()
     try:
@@ -88,7 +90,7 @@ def load_policy(path: Path | None) -> Policy:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where a workload runs, why, and with what model, effort and wait the policy asks for."""
+    """Where a workload runs and which rule said so; `model`, `effort` and `max_wait_minutes` are that rule's."""
 
     mode: DecisionMode
     upgrade: bool
@@ -100,6 +102,7 @@ class Decision:
 
 
 def normalise(workload: str) -> str:
+    """The workload name as rules match it: lower-case, words joined by hyphens (`Daily Digest` -> `daily-digest`)."""
     return "-".join(workload.lower().replace("_", " ").split())
 
 
@@ -110,6 +113,10 @@ def decide(
     upgrade: bool | None = None,
     policy: Policy | None = None,
 ) -> Decision:
+    """Route one workload: the `mode` input wins, then the first matching rule, then whether anyone waits on the event.
+
+    `upgrade` (the input) overrides the rule's; a sync run is never upgraded.
+    """
     policy = policy or Policy()
     name = normalise(workload)
     rule = next((r for r in policy.all_rules() if fnmatch.fnmatchcase(name, r.match)), None)
@@ -145,6 +152,8 @@ def decide(
 
 @dataclass(frozen=True, slots=True)
 class Upgrade:
+    """The model an upgraded batch runs on, with the per-million-token rates that show its price did not rise."""
+
     model: str
     # (batch input, batch output) of the chosen model vs (sync input, sync output) of the asked one.
     batch_rate: tuple[float, float]

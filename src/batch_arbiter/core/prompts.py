@@ -132,8 +132,11 @@ def expand(patterns: Iterable[str], workspace: Path) -> list[Path]:
 def load_requests(
     files: Iterable[Path], workspace: Path, system: str | None = None, rules: ContentRules | None = None
 ) -> list[PromptRequest]:
-    """The requests of `files`; `rules`: refuse content blocks the provider cannot take (None checks only
-    their shape)."""
+    """Every request of `files`, in order, with `system` where a request names none; `rules` refuse
+    content blocks the provider cannot take (None checks only their shape).
+
+    Raises PromptError when two requests share a `custom_id`: results are keyed by it.
+    """
     requests = list(_read_all(files, workspace.resolve(), system, rules))
     seen: set[str] = set()
     for request in requests:

@@ -15,6 +15,8 @@ DecisionMode = Literal["batch", "sync"]
 
 
 class Status(StrEnum):
+    """Where a request stands in `results.jsonl`: answered, failed one of three ways, or still with the provider."""
+
     SUCCEEDED = "succeeded"
     ERRORED = "errored"
     EXPIRED = "expired"
@@ -24,6 +26,8 @@ class Status(StrEnum):
 
 
 class Via(StrEnum):
+    """How a request was answered: inside a batch, or by a synchronous call (sync mode or the fallback)."""
+
     BATCH = "batch"
     SYNC = "sync"
 
@@ -42,6 +46,7 @@ class PromptRequest:
 
     @property
     def messages(self) -> tuple[dict[str, Any], ...]:
+        """The request as a conversation, however it is stored: a plain prompt becomes one user message."""
         if isinstance(self.content, str):
             return ({"role": "user", "content": self.content},)
         return self.content
@@ -67,6 +72,7 @@ class Usage:
     cache_creation_1h_tokens: int = 0
 
     def add(self, other: Usage) -> None:
+        """Add `other`'s counts to these, in place: how a run's totals grow."""
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cache_read_tokens += other.cache_read_tokens
@@ -74,6 +80,7 @@ class Usage:
         self.cache_creation_1h_tokens += other.cache_creation_1h_tokens
 
     def as_dict(self) -> dict[str, int]:
+        """The counts by field name, as a results line stores them."""
         return {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -115,6 +122,7 @@ class RequestResult:
     tier: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The `results.jsonl` line: enums as their strings, costs rounded to 8 decimals."""
         return {
             "custom_id": self.custom_id,
             "source": self.source,

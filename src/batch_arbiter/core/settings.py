@@ -29,6 +29,7 @@ def input_env_name(field_name: str) -> str:
 
 
 def input_name(field_name: str) -> str:
+    """`prompt_files` -> `prompt-files`: the name `action.yml`, CLI flags and error messages use."""
     return field_name.replace("_", "-")
 
 
@@ -129,5 +130,6 @@ def _field_for_alias(loc: str) -> str:
 
 
 def workspace_path(settings_path: str, workspace: Path) -> Path:
+    """A path input, taken relative to the workspace unless it is absolute."""
     path = Path(settings_path)
     return path if path.is_absolute() else workspace / path

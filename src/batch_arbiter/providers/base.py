@@ -12,6 +12,8 @@ from batch_arbiter.core.records import Outcome, PromptRequest
 
 
 class BatchState(StrEnum):
+    """A batch's state as the engine sees it, mapped from each provider's own; ENDED and FAILED are final."""
+
     RUNNING = "running"
     CANCELING = "canceling"
     ENDED = "ended"
@@ -21,6 +23,8 @@ class BatchState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BatchStatus:
+    """One poll's answer: the batch's state, the provider's per-request counts, and why the job failed, if it did."""
+
     id: str
     state: BatchState
     counts: dict[str, int] = field(default_factory=dict)
@@ -38,6 +42,8 @@ class RunSpec:
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
+    """How to reach a provider: the key, an endpoint other than the public one, timeouts and retries."""
+
     api_key: str | None = None
     base_url: str | None = None
     # Seconds for one HTTP call; batch calls are cheap, sync calls may generate for minutes.
@@ -47,6 +53,8 @@ class ProviderConfig:
 
 
 class Provider(Protocol):
+    """What the engine needs of a batch API; each adapter implements it, and only adapters import an SDK."""
+
     name: str
     # The most one batch may hold; larger runs are split into several batches.
     max_batch_requests: int
@@ -70,9 +78,13 @@ class Provider(Protocol):
         """Create one batch; returns its id."""
         ...
 
-    def status(self, batch_id: str) -> BatchStatus: ...
+    def status(self, batch_id: str) -> BatchStatus:
+        """The batch's current state; raises ProviderError when the poll fails, which the engine retries."""
+        ...
 
-    def cancel(self, batch_id: str) -> None: ...
+    def cancel(self, batch_id: str) -> None:
+        """Stop the batch so nothing still queued is billed; what it already finished stays collectable."""
+        ...
 
     def results(self, batch_id: str) -> Iterator[Outcome]:
         """Stream the ended batch's per-request outcomes (any order)."""
@@ -86,4 +98,6 @@ class Provider(Protocol):
         """
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the adapter's HTTP client, once the caller is done with the provider."""
+        ...

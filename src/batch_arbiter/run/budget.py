@@ -20,6 +20,8 @@ CHARS_PER_TOKEN = 4.0
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
+    """A run's cost before submitting, output at its ceiling: tokens, both prices, and how input was counted."""
+
     input_tokens: int
     max_output_tokens: int
     batch_usd: float
@@ -27,6 +29,7 @@ class Estimate:
     method: str
 
     def for_mode(self, mode: str) -> float:
+        """The estimate for the mode the run takes: the batch price for `batch`, the sync price otherwise."""
         return self.batch_usd if mode == "batch" else self.sync_usd
 
 

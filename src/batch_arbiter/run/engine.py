@@ -43,7 +43,7 @@ def next_poll_wait(first: float, attempt: int, elapsed: float) -> float:
 
 @dataclass
 class RunResult:
-    """What a run did: its mode and status, every batch id, the totals and the events to report."""
+    """How a run ended: its mode, status, batches, totals and the events to report."""
 
     mode: RunMode
     status: RunStatus
@@ -76,6 +76,8 @@ Log = Callable[[str], None]
 
 
 class Engine:
+    """Brings every request of a run to a final result, or leaves it pending: by batch with a sync fallback, or sync."""
+
     def __init__(
         self,
         provider: Provider,
@@ -119,11 +121,16 @@ class Engine:
     # -- entry points ----------------------------------------------------------------------------
 
     def run_sync(self, requests: Sequence[PromptRequest]) -> RunResult:
+        """Run every request synchronously on the fastest tier; nothing is submitted as a batch."""
         # Sync mode is chosen for latency: no provider should trade speed for price here.
         self._fallback(requests, patient=False)
         return self._finish("sync", [])
 
     def run_batch(self, requests: Sequence[PromptRequest], batch_ids: Sequence[str] = ()) -> RunResult:
+        """Submit `requests` as batches (or collect the given `batch_ids`), then run synchronously what has no result.
+
+        Batches still running at the deadline are canceled, or with `on-timeout: leave` their requests stay pending.
+        """
         self._sources = {r.custom_id: r.source for r in requests}
         if batch_ids:
             self.state.collecting(list(batch_ids), [r.custom_id for r in requests])

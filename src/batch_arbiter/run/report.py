@@ -17,6 +17,8 @@ MAX_FAILURE_ROWS = 50
 
 @dataclass(frozen=True)
 class RunContext:
+    """What the report says of a run besides its result: the routing, the model asked for and run, where results are."""
+
     workload: str
     provider: str
     model: str
@@ -33,12 +35,14 @@ class RunContext:
     workspace: Path | None = None
 
     def shown(self, path: Path) -> str:
+        """`path` as the job's later steps see it: relative to the workspace when inside it."""
         if self.workspace is not None and path.is_relative_to(self.workspace):
             return path.relative_to(self.workspace).as_posix()
         return str(path)
 
 
 def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
+    """The step outputs `action.yml` declares, as strings; `input-tokens` includes cache reads and writes."""
     t = run.totals
     u = t.usage
     return {
@@ -60,6 +64,7 @@ def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
 
 
 def summary(ctx: RunContext, run: RunResult) -> str:
+    """The Markdown step summary: status, tokens, cost against sync, routing, events, and requests without a result."""
     t = run.totals
     u = t.usage
     via = ", ".join(f"{n} via {v}" for v, n in sorted(t.via.items())) or "none ran"

@@ -22,6 +22,8 @@ MAX_QUEUED_ANSWERS = 256
 
 @dataclass
 class Totals:
+    """Running sums over results lines: counts by status, route, tier and model, tokens, and both costs."""
+
     statuses: Counter[str] = field(default_factory=Counter)
     via: Counter[str] = field(default_factory=Counter)
     # Service tiers the requests ran on (batch, standard, flex), pending ones left out.
@@ -34,22 +36,27 @@ class Totals:
 
     @property
     def requests(self) -> int:
+        """Results lines counted, pending ones included."""
         return sum(self.statuses.values())
 
     @property
     def succeeded(self) -> int:
+        """Requests that have an answer."""
         return self.statuses[Status.SUCCEEDED]
 
     @property
     def failed(self) -> int:
+        """Requests that ended without an answer (errored, expired or canceled); pending ones have not ended."""
         return self.requests - self.succeeded - self.statuses[Status.PENDING]
 
     @property
     def savings_usd(self) -> float:
+        """What the run saved against the same tokens run synchronously; negative if it cost more."""
         return self.sync_cost_usd - self.cost_usd
 
     @property
     def savings_percent(self) -> float:
+        """The savings as a percentage of the sync cost (0 when there is no sync cost)."""
         return savings_percent(self.cost_usd, self.sync_cost_usd)
 
     def count(self, record: dict[str, Any], usage: Usage | None = None) -> None:
@@ -104,6 +111,10 @@ class ResultWriter:
         self._fh: IO[str] = open_own(self.path)
 
     def write(self, outcome: Outcome, source: str, via: Via) -> RequestResult:
+        """Price one outcome, append its results line and, if it succeeded, its answer file.
+
+        Raises ValueError for a `custom_id` already written: no request is counted or paid for twice.
+        """
         if outcome.custom_id in self.written:
             raise ValueError(f"result for {outcome.custom_id} written twice")
         model = outcome.model or self._model
@@ -154,9 +165,11 @@ class ResultWriter:
         self._answers.append(self._answer_pool.submit(write_own, path, text))
 
     def flush(self) -> None:
+        """Hand the buffered results lines to the OS, so a run killed later keeps every line written so far."""
         self._fh.flush()
 
     def close(self) -> None:
+        """Wait for the queued answer files, then close `results.jsonl`; the writer takes no more results."""
         while self._answers:
             self._answers.popleft().result()
         self._answer_pool.shutdown()

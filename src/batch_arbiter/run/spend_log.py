@@ -27,6 +27,7 @@ def run_record(
     workflow: str | None,
     env: Mapping[str, str],
 ) -> dict[str, Any]:
+    """This run's token-metrics record: the origin's fields first, then the batch run's costs and savings."""
     t = result.totals
     u = t.usage
     return {

@@ -22,6 +22,8 @@ StateStatus = Literal[
 
 @dataclass
 class RunState:
+    """What `state.json` keeps of a run: its batches and requests, where it stands, and which workflow run owns it."""
+
     path: Path | None
     provider: str
     model: str
@@ -37,6 +39,7 @@ class RunState:
 
     @classmethod
     def read(cls, path: Path) -> RunState | None:
+        """The state saved at `path` (older single-`batch_id` files too); None if it is missing or unreadable."""
         try:
             data: Any = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
@@ -69,6 +72,7 @@ class RunState:
 
     @property
     def collectable(self) -> bool:
+        """Whether a re-run should collect these batches instead of submitting again: submitted or left pending."""
         return bool(self.batch_ids) and self.status in ("submitted", "pending")
 
     def submitted(self, batch_id: str, custom_ids: list[str]) -> None:
@@ -80,20 +84,24 @@ class RunState:
         self.save()
 
     def collecting(self, batch_ids: list[str], custom_ids: list[str]) -> None:
+        """This run collects batches given back by id: record them as submitted (with custom ids, if known) and save."""
         self.batch_ids = list(batch_ids)
         self.custom_ids = custom_ids or self.custom_ids
         self.status = "submitted"
         self.save()
 
     def pending(self) -> None:
+        """Mark the batches as left with the provider for a later run to collect, and save."""
         self.status = "pending"
         self.save()
 
     def done(self, status: RunStatus) -> None:
+        """Mark the run finished with `status`, and save: the post step then has nothing to cancel."""
         self.status = cast(StateStatus, f"done:{status}")
         self.save()
 
     def save(self) -> None:
+        """Write the file atomically (temp file, then rename); a state without a path is not saved."""
         if self.path is None:
             return
         data = asdict(self)

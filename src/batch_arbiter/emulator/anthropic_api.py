@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -408,6 +408,11 @@ class AnthropicApi:
             if batch.processing_status != "ended":
                 raise HttpError(400, f"message batch {batch.id} has not finished processing", "invalid_request_error")
             items = [item for item in batch.items if item.planned != "missing" or item.final != "succeeded"]
+            # Fault injection: answers for requests the batch never held (as a server mix-up would give).
+            items += [
+                replace(batch.items[0], custom_id=f"never_submitted_{n}", final="succeeded")
+                for n in range(request.foreign_results if batch.items else 0)
+            ]
         # A fixed shuffle per batch: callers must match on custom_id, and every download is identical.
         order = list(range(len(items)))
         random.Random(batch.id).shuffle(order)

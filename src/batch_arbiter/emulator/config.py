@@ -32,8 +32,14 @@ OUTCOMES = frozenset({"succeeded", "errored", "expired", "canceled", "hang", "mi
 
 # How a Fault fails a call: answer with an HTTP error status; close the connection before handling
 # ("drop"); handle the call and then close without answering, so its effect happens but the client never
-# learns of it ("lose-response"); or stream only `after_lines` lines of the body and then close ("cut").
-FAULT_KINDS = frozenset({"status", "drop", "lose-response", "cut"})
+# learns of it ("lose-response"); stream only `after_lines` lines of the body and then close ("cut"); stream
+# only `after_lines` lines and then end the body as if it were complete, with no transport error ("truncate");
+# handle the call and answer 200 with a body that is not JSON ("garble"); or handle a results call and add
+# `extra` results for custom ids (keys) that were never submitted ("foreign-results").
+FAULT_KINDS = frozenset({"status", "drop", "lose-response", "cut", "truncate", "garble", "foreign-results"})
+# The routes that serve batch results, which "foreign-results" applies to (Gemini's inline results travel in
+# the job itself).
+RESULT_ROUTES = frozenset({"results", "files_download", "gemini_get"})
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Fault:
     retry_after: float | None = None
     kind: str = "status"
     after_lines: int = 0
+    # "foreign-results": how many results for never-submitted requests to add.
+    extra: int = 2
     # Let this many matching calls through untouched before the fault starts to apply.
     skip: int = 0
 
@@ -56,6 +64,8 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}")
         if self.kind == "status" and not 400 <= self.status <= 599:
             raise ValueError(f"fault status must be an HTTP error status, got {self.status}")
+        if self.kind == "foreign-results" and self.route not in RESULT_ROUTES:
+            raise ValueError(f"foreign-results applies to {sorted(RESULT_ROUTES)}, not {self.route!r}")
         if self.times < -1:
             raise ValueError("fault times must be -1 (always) or a count >= 0")
 

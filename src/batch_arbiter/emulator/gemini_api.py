@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -421,6 +421,7 @@ class GeminiApi:
                 output = {"responsesFile": job.output_file}
             else:
                 entries = [self._entry(job, item) for item in job.items if item.final in ("succeeded", "errored")]
+                entries += [self._entry(job, item) for item in _foreign(job, request.foreign_results)]
                 output = {"inlinedResponses": {"inlinedResponses": entries}}
             metadata["output"] = output
             body["response"] = {"@type": _OUTPUT_TYPE, **output}
@@ -560,9 +561,20 @@ class GeminiApi:
             entries = [
                 (item.key, self._entry(job, item)) for item in job.items if item.final in ("succeeded", "errored")
             ]
+            entries += [(item.key, self._entry(job, item)) for item in _foreign(job, request.foreign_results)]
         # A fixed shuffle per job: clients must match on key, and every download is identical.
         random.Random(job.id).shuffle(entries)
         return Response(200, chunks=_file_chunks(entries), content_type="application/octet-stream")
+
+
+def _foreign(job: GeminiJob, count: int) -> list[GeminiItem]:
+    """Fault injection: answered items for keys the job never held (as a server mix-up would give)."""
+    if not job.items:
+        return []
+    return [
+        replace(job.items[0], key=f"never_submitted_{n}", metadata={"key": f"never_submitted_{n}"}, final="succeeded")
+        for n in range(count)
+    ]
 
 
 def _file_chunks(entries: Sequence[tuple[str | None, dict[str, Any]]]) -> Iterator[bytes]:

@@ -58,6 +58,8 @@ class Request:
     # Scheme+authority as the client addressed us, so URLs we hand out work from where the client is.
     base_url: str
     _parsed: Any = field(default=_UNPARSED, repr=False)
+    # Fault injection: results for this many never-submitted requests are added to a results answer.
+    foreign_results: int = 0
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -94,9 +96,11 @@ class Response:
     chunks: Iterable[bytes] | None = None
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
-    # Fault injection: close the connection without answering, or after this many body lines.
+    # Fault injection: close the connection without answering, or after this many body lines; with
+    # `cut_cleanly`, end the body properly after them instead, as if nothing were missing.
     drop: bool = False
     cut_after_lines: int | None = None
+    cut_cleanly: bool = False
 
 
 # Path parameters arrive as the route regex's named groups, already percent-decoded.

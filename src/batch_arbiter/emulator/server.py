@@ -133,10 +133,18 @@ class Emulator:
             if fault.kind == "lose-response":
                 route.handler(request, found.params)
                 return route.name, Response(0, drop=True)
-            if fault.kind == "cut":
+            if fault.kind in ("cut", "truncate"):
                 response = route.handler(request, found.params)
                 response.cut_after_lines = fault.after_lines
+                response.cut_cleanly = fault.kind == "truncate"
                 return route.name, response
+            if fault.kind == "garble":
+                response = route.handler(request, found.params)
+                # What a proxy's error page or a torn buffer looks like to a JSON client.
+                return route.name, Response(200, response.body[: len(response.body) // 2] or b"<html>", headers=[])
+            if fault.kind == "foreign-results":
+                request.foreign_results = fault.extra
+                return route.name, route.handler(request, found.params)
             headers = [] if fault.retry_after is None else [("retry-after", _seconds(fault.retry_after))]
             raise HttpError(fault.status, "", None, headers)
         except HttpError as error:
@@ -345,6 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
                     chunk = b"".join(chunk.splitlines(keepends=True)[:lines_left])
                     if chunk:
                         self.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                    if response.cut_cleanly:
+                        self.wfile.write(b"0\r\n\r\n")
+                        return
                     self.wfile.flush()
                     self._hang_up()
                     return

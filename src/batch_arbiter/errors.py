@@ -6,7 +6,7 @@ stopping the step, and derives from `BaseException` so no `except Exception` swa
 
 from __future__ import annotations
 
-__all__ = ["BatchArbiterError", "Cancelled", "InputError", "ProviderError"]
+__all__ = ["BatchArbiterError", "Cancelled", "InputError", "NoSuchBatch", "ProviderError"]
 
 
 class BatchArbiterError(Exception):
@@ -32,6 +32,16 @@ class ProviderError(BatchArbiterError, RuntimeError):
     def __init__(self, message: str, *, fatal: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal
+
+
+class NoSuchBatch(ProviderError):
+    """The API says the batch does not exist (HTTP 404): nothing to wait for or collect."""
+
+    def __init__(self, batch_id: str, detail: str) -> None:
+        super().__init__(
+            f"no such batch {batch_id} ({detail}); check `batch-id`, or the state.json it came from", fatal=True
+        )
+        self.batch_id = batch_id
 
 
 class Cancelled(BaseException):

@@ -15,7 +15,7 @@ from anthropic.types.messages import MessageBatch
 
 from batch_arbiter.core.catalog import EFFORTS, ModelCaps
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
-from batch_arbiter.errors import ProviderError
+from batch_arbiter.errors import NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
 
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
@@ -138,7 +138,7 @@ class AnthropicProvider:
         client = self._client.with_options(max_retries=0)
         ambiguous = False
         batch_id: str | None = None
-        error: anthropic.APIError | None = None
+        error: Exception | None = None
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 batch_id = client.post(
@@ -148,7 +148,8 @@ class AnthropicProvider:
                     options={"headers": {"Content-Type": "application/json"}},
                 ).id
                 break
-            except (anthropic.APIConnectionError, anthropic.InternalServerError) as exc:
+            except (anthropic.APIConnectionError, anthropic.InternalServerError, ValueError) as exc:
+                # A garbled answer (not JSON) may well have created the batch: as ambiguous as a lost one.
                 if isinstance(exc, anthropic.APIStatusError) and exc.status_code in (503, 529):
                     error = exc  # overloaded: refused, not accepted
                 else:
@@ -205,7 +206,7 @@ class AnthropicProvider:
         """Running batches of our size created since `since`, oldest first (the list is newest first)."""
         try:
             page = self._client.messages.batches.list(limit=20)
-        except anthropic.APIError:
+        except (anthropic.APIError, ValueError):
             return []
         found = [
             b.id
@@ -217,7 +218,7 @@ class AnthropicProvider:
         ]
         return found[::-1]
 
-    def _retry_wait(self, error: anthropic.APIError | None, attempt: int) -> float:
+    def _retry_wait(self, error: Exception | None, attempt: int) -> float:
         wait = 0.5 * 2.0**attempt
         if isinstance(error, anthropic.APIStatusError):
             asked = _retry_after_seconds(error.response.headers.get("retry-after", ""))
@@ -227,15 +228,15 @@ class AnthropicProvider:
     def status(self, batch_id: str) -> BatchStatus:
         try:
             batch = self._client.messages.batches.retrieve(batch_id)
-        except anthropic.APIError as exc:
-            raise ProviderError(f"batch status failed: {describe(exc)}") from None
+        except (anthropic.APIError, ValueError) as exc:
+            raise batch_error(batch_id, "status", exc) from None
         return _status(batch)
 
     def cancel(self, batch_id: str) -> None:
         try:
             self._client.messages.batches.cancel(batch_id)
-        except anthropic.APIError as exc:
-            raise ProviderError(f"batch cancel failed: {describe(exc)}") from None
+        except (anthropic.APIError, ValueError) as exc:
+            raise batch_error(batch_id, "cancel", exc) from None
 
     def results(self, batch_id: str) -> Iterator[Outcome]:
         try:
@@ -246,6 +247,8 @@ class AnthropicProvider:
                     if line.strip():
                         item = json.loads(line)
                         yield _outcome(item["custom_id"], item["result"])
+        except (anthropic.AuthenticationError, anthropic.PermissionDeniedError, anthropic.NotFoundError) as exc:
+            raise batch_error(batch_id, "results", exc) from None
         except anthropic.APIError as exc:
             raise ProviderError(f"batch results failed: {describe(exc)}") from None
         except (httpx2.HTTPError, ValueError) as exc:
@@ -267,8 +270,21 @@ class AnthropicProvider:
         return _message_outcome(request.custom_id, message.to_dict())
 
 
-def describe(exc: anthropic.APIError) -> str:
+def batch_error(batch_id: str, purpose: str, exc: Exception) -> ProviderError:
+    """A failed call on an existing batch. No key, permission or batch id that the API refused will work on
+    a retry or a fallback: those are fatal. The rest (a garbled answer among them) may pass."""
+    if isinstance(exc, anthropic.NotFoundError):
+        return NoSuchBatch(batch_id, f"batch {purpose}: {describe(exc)}")
+    fatal = isinstance(exc, (anthropic.AuthenticationError, anthropic.PermissionDeniedError))
+    return ProviderError(f"batch {purpose} failed: {describe(exc)}", fatal=fatal)
+
+
+def describe(exc: Exception | None) -> str:
     """A short, key-free description of an SDK error."""
+    if exc is None:
+        return "no answer"
+    if isinstance(exc, ValueError):
+        return "the answer could not be read (not JSON)"
     if isinstance(exc, anthropic.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         error = body.get("error")

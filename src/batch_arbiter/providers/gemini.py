@@ -17,7 +17,7 @@ from google.genai import errors, types
 
 from batch_arbiter.core.catalog import ModelCaps, base_model
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage, as_count
-from batch_arbiter.errors import ProviderError
+from batch_arbiter.errors import NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
 
 # The API refuses inline batch bodies over 20 MB; the margin covers the envelope and the SDK's encoding.
@@ -235,7 +235,8 @@ class GeminiProvider:
                     raise ProviderError(f"batch create failed: {describe(exc)}", fatal=rejected_key(exc)) from None
                 # 429 and 503 refuse the call; anything else may have created the job after all.
                 error, ambiguous = exc, exc.code not in (429, 503)
-            except httpx2.HTTPError as exc:
+            except (httpx2.HTTPError, ValueError) as exc:
+                # A garbled answer (not JSON) may well have created the job: as ambiguous as a lost one.
                 error, ambiguous = exc, True
             else:
                 if not job.name:
@@ -261,7 +262,7 @@ class GeminiProvider:
                 config=types.ListBatchJobsConfig(page_size=50, http_options=self._http(self._config.request_timeout, 1))
             )
             return next((job.name for job in pager.page if job.display_name == display and job.name), None)
-        except (errors.APIError, httpx2.HTTPError):
+        except (errors.APIError, httpx2.HTTPError, ValueError):
             return None
 
     def _backoff(self, attempt: int) -> float:
@@ -275,8 +276,8 @@ class GeminiProvider:
     def _get_job(self, name: str, purpose: str) -> Any:
         try:
             return self._client.batches.get(name=name)
-        except (errors.APIError, httpx2.HTTPError) as exc:
-            raise ProviderError(f"batch {purpose} failed: {describe(exc)}") from None
+        except (errors.APIError, httpx2.HTTPError, ValueError) as exc:
+            raise batch_error(name, purpose, exc) from None
 
     def status(self, batch_id: str) -> BatchStatus:
         name = job_name(batch_id)
@@ -310,10 +311,11 @@ class GeminiProvider:
         return body if isinstance(body, dict) else {}
 
     def cancel(self, batch_id: str) -> None:
+        name = job_name(batch_id)
         try:
-            self._client.batches.cancel(name=job_name(batch_id))
-        except (errors.APIError, httpx2.HTTPError) as exc:
-            raise ProviderError(f"batch cancel failed: {describe(exc)}") from None
+            self._client.batches.cancel(name=name)
+        except (errors.APIError, httpx2.HTTPError, ValueError) as exc:
+            raise batch_error(name, "cancel", exc) from None
 
     def results(self, batch_id: str) -> Iterator[Outcome]:
         name = job_name(batch_id)
@@ -351,7 +353,9 @@ class GeminiProvider:
                 # Streamed to disk: a 100k-line result file never sits in memory whole.
                 self._client.files.download(file=file_name, destination=str(path))
             except errors.APIError as exc:
-                raise ProviderError(f"batch results failed: {describe(exc)}") from None
+                # A results file that is gone or refused will not come back on a retry.
+                fatal = rejected_key(exc) or exc.code == 404
+                raise ProviderError(f"batch results failed: {describe(exc)}", fatal=fatal) from None
             except httpx2.HTTPError as exc:
                 raise ProviderError(f"batch results download broke off: {type(exc).__name__}") from None
             with path.open(encoding="utf-8") as fh:
@@ -432,8 +436,18 @@ def rejected_key(exc: BaseException) -> bool:
     return exc.code == 400 and "api key not valid" in (exc.message or "").lower()
 
 
+def batch_error(name: str, purpose: str, exc: Exception) -> ProviderError:
+    """A failed call on an existing job. No key, permission or job name that the API refused will work on
+    a retry or a fallback: those are fatal. The rest (a garbled answer among them) may pass."""
+    if isinstance(exc, errors.APIError) and exc.code == 404:
+        return NoSuchBatch(name, f"batch {purpose}: {describe(exc)}")
+    return ProviderError(f"batch {purpose} failed: {describe(exc)}", fatal=rejected_key(exc))
+
+
 def describe(exc: BaseException | None) -> str:
     """A short, key-free description of an SDK or transport error."""
+    if isinstance(exc, ValueError):
+        return "the answer could not be read (not JSON)"
     if isinstance(exc, errors.APIError):
         return f"HTTP {exc.code} {exc.status or type(exc).__name__}: {exc.message or ''}".strip().rstrip(":")
     if isinstance(exc, httpx2.TimeoutException):

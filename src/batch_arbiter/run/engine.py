@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Via
-from batch_arbiter.errors import Cancelled, ProviderError
+from batch_arbiter.errors import Cancelled, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
 from batch_arbiter.run.results import ResultWriter, Totals
 from batch_arbiter.run.state import RunState
@@ -50,6 +50,8 @@ class RunResult:
     batch_ids: list[str]
     totals: Totals
     events: list[str] = field(default_factory=list)
+    # Why the run stopped at once (a batch the API refused to show or does not have); None otherwise.
+    fatal: str | None = None
 
     @property
     def batch_id(self) -> str | None:
@@ -117,6 +119,9 @@ class Engine:
         self._undownloaded: set[str] = set()
         self._unreachable: set[str] = set()
         self._left_by_choice = False
+        # A batch call no retry or fallback can get past (401/403/404): the run stops at once.
+        self._fatal: ProviderError | None = None
+        self._gone: set[str] = set()
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -150,6 +155,8 @@ class Engine:
         ids = list(members)
 
         unended = self._wait(ids)
+        if self._fatal is not None:
+            return self._stop(requests, members, ids)
         if unended and self.on_timeout == "leave":
             noun = "batch" if len(unended) == 1 else "batches"
             self._event(f"deadline passed; {noun} {', '.join(unended)} left running (on-timeout: leave)")
@@ -170,10 +177,42 @@ class Engine:
             # A batch that will not end (or answer) may still have finished much of its work: its
             # requests stay pending for a later collect rather than being paid for twice.
             self._undownloaded.update(self._wait(unended, grace=self.cancel_grace))
+            if self._fatal is not None:
+                return self._stop(requests, members, ids)
 
         self._fallback(self._leftovers(requests, members))
         mode: RunMode = "batch+fallback" if self.writer.totals.via[Via.SYNC] else "batch"
         return self._finish(mode, ids)
+
+    def _stop(
+        self, requests: Sequence[PromptRequest], members: dict[str, set[str] | None], ids: list[str]
+    ) -> RunResult:
+        """After a fatal batch error: nothing is run synchronously. A request whose batch does not exist
+        failed; any other is still in a batch the run could not read, pending for a later collect."""
+        assert self._fatal is not None
+        self._event(f"{self._fatal}; stopped without running anything synchronously")
+        held = False
+        for request in requests:
+            cid = request.custom_id
+            if cid in self.writer.written:
+                continue
+            holders = [b for b in ids if members.get(b) is None or cid in (members[b] or ())]
+            if holders and all(b in self._gone for b in holders):
+                self.writer.write(Outcome(cid, Status.ERRORED, error=str(self._fatal)), request.source, Via.BATCH)
+            else:
+                held = True
+                self.writer.write(
+                    Outcome(cid, Status.PENDING, error=f"{self._fatal}; collect later"), request.source, Via.BATCH
+                )
+        self.writer.flush()
+        if held:
+            self.state.pending()
+        else:
+            self.state.done("failed")
+        result = self._finish("batch", ids)
+        result.status = "failed" if not result.totals.succeeded else "partial"
+        result.fatal = str(self._fatal)
+        return result
 
     def _leftovers(self, requests: Sequence[PromptRequest], members: dict[str, set[str] | None]) -> list[PromptRequest]:
         """The requests to run synchronously. Those of a batch whose results could not be read may well
@@ -184,6 +223,8 @@ class Engine:
             ids = members.get(batch_id)
             held |= ids if ids is not None else {r.custom_id for r in leftovers}
             self._event(f"results of batch {batch_id} could not be read; collect them later with batch-id {batch_id}")
+        # What a batch's results said was errored, expired or canceled was not paid for: it may be rerun.
+        held -= self._unfinished
         for request in leftovers:
             if request.custom_id in held:
                 self.writer.write(
@@ -259,6 +300,9 @@ class Engine:
                     status = self.provider.status(batch_id)
                     failures[batch_id] = 0
                 except ProviderError as exc:
+                    if exc.fatal:
+                        self._fatal_error(batch_id, exc)
+                        return pending
                     failures[batch_id] += 1
                     self.warn(f"{exc} (poll {attempt + 1}; retrying until the deadline)")
                     if failures[batch_id] >= MAX_POLL_FAILURES:
@@ -272,7 +316,9 @@ class Engine:
                     if status.error:
                         self._event(f"batch {batch_id} failed: {status.error}")
                     pending.remove(batch_id)
-                    self._collect(batch_id)
+                    self._collect(batch_id, status.counts)
+                    if self._fatal is not None:
+                        return pending
             now = self.clock()
             if not pending or now >= end:
                 break
@@ -293,29 +339,65 @@ class Engine:
             try:
                 self.provider.cancel(batch_id)
             except ProviderError as exc:
+                if exc.fatal:
+                    self._fatal_error(batch_id, exc)
+                    return
                 self.warn(str(exc))
 
-    def _collect(self, batch_id: str) -> None:
+    def _fatal_error(self, batch_id: str, exc: ProviderError) -> None:
+        self._fatal = self._fatal or exc
+        if isinstance(exc, NoSuchBatch):
+            self._gone.add(batch_id)
+
+    def _collect(self, batch_id: str, counts: dict[str, int] | None = None) -> None:
         """Write every result of an ended batch; errored, expired and canceled ones are left for the
-        fallback. A download that cannot finish leaves that batch's unanswered requests pending."""
+        fallback. A download that cannot finish leaves that batch's unanswered requests pending.
+
+        `counts` are the batch's own (its status): a download that ends cleanly with fewer succeeded
+        results than they say was cut short, and is retried like a broken one. Paid answers are never
+        taken for missing because a download was short."""
         unfinished: dict[str, Status] = {}
+        succeeded: set[str] = set()
+        foreign: set[str] = set()
+        foreign_succeeded: set[str] = set()
+        expected = (counts or {}).get("succeeded", 0)
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
                 for outcome in self.provider.results(batch_id):
                     cid = outcome.custom_id
+                    if cid not in self._sources:
+                        foreign.add(cid)  # not a request of this run: never written, never counted
+                        if outcome.status is Status.SUCCEEDED:
+                            foreign_succeeded.add(cid)
+                        continue
+                    if outcome.status is Status.SUCCEEDED:
+                        succeeded.add(cid)
                     if cid in self.writer.written:
                         continue  # a retried download repeats what the first one gave
-                    if outcome.status is Status.SUCCEEDED or cid not in self._sources:
-                        self.writer.write(outcome, self._sources.get(cid, ""), Via.BATCH)
+                    if outcome.status is Status.SUCCEEDED:
+                        self.writer.write(outcome, self._sources[cid], Via.BATCH)
                     else:
                         unfinished[cid] = outcome.status
                         self._unfinished.add(cid)
-                break
             except ProviderError as exc:
+                if exc.fatal:
+                    self._fatal_error(batch_id, exc)
+                    self._undownloaded.add(batch_id)
+                    break
                 self.warn(f"{exc} (download attempt {attempt} of {DOWNLOAD_ATTEMPTS})")
+                continue
+            read = len(succeeded) + len(foreign_succeeded)
+            if read >= expected:
+                break
+            self.warn(
+                f"batch {batch_id} results download ended early: {read} of {expected} succeeded "
+                f"results read (download attempt {attempt} of {DOWNLOAD_ATTEMPTS})"
+            )
         else:
             self._undownloaded.add(batch_id)
         self.writer.flush()
+        if foreign:
+            self._event(f"batch {batch_id}: ignored {len(foreign)} results for requests this run did not submit")
         counts = Counter(unfinished.values())
         parts = [f"{counts[s]} {s}" for s in Status if counts[s]]
         members = self._members.get(batch_id)

@@ -136,6 +136,9 @@ def run(p: Prepared, console: Console) -> int:
     # The metrics log counts spend once: results carried over from an earlier run were logged by it.
     spent = replace(result, totals=result.totals.minus(writer.carried)) if kept else result
     log_run(p.metrics_path, ctx, spent, console, p.prices)
+    if result.fatal:
+        console.error(result.fatal, title="batch-arbiter: batch refused")
+        return EXIT_INCOMPLETE
     if result.status in ("succeeded", "pending"):
         return EXIT_OK
     pending = result.totals.statuses[Status.PENDING]

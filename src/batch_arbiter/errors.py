@@ -6,7 +6,9 @@ stopping the step, and derives from `BaseException` so no `except Exception` swa
 
 from __future__ import annotations
 
-__all__ = ["BatchArbiterError", "Cancelled", "InputError", "NoSuchBatch", "ProviderError"]
+from typing import ClassVar
+
+__all__ = ["AuthError", "BatchArbiterError", "Cancelled", "InputError", "NoSuchBatch", "ProviderError", "Refused"]
 
 
 class BatchArbiterError(Exception):
@@ -23,24 +25,29 @@ class InputError(BatchArbiterError, ValueError):
 
 
 class ProviderError(BatchArbiterError, RuntimeError):
-    """A provider call failed after the SDK's own retries; the message is safe to log.
+    """A provider call failed after the SDK's own retries; the message is safe to log. The run may go on
+    (a retry, another batch, the sync fallback)."""
 
-    `fatal` marks failures no other call can get past (a rejected key, a refused permission): the run
-    stops there instead of falling back to sync calls that would fail the same way.
-    """
-
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.fatal = fatal
+    # Set on the kinds no other call can get past: the run stops there instead of paying for sync
+    # calls that would fail the same way.
+    fatal: ClassVar[bool] = False
 
 
-class NoSuchBatch(ProviderError):
+class Refused(ProviderError):
+    """The API refused for good (a result file that is gone, and the subclasses): no retry or fallback helps."""
+
+    fatal = True
+
+
+class AuthError(Refused):
+    """The API refused the key or its permissions: no other call with that key can succeed."""
+
+
+class NoSuchBatch(Refused):
     """The API says the batch does not exist (HTTP 404): nothing to wait for or collect."""
 
     def __init__(self, batch_id: str, detail: str) -> None:
-        super().__init__(
-            f"no such batch {batch_id} ({detail}); check `batch-id`, or the state.json it came from", fatal=True
-        )
+        super().__init__(f"no such batch {batch_id} ({detail}); check `batch-id`, or the state.json it came from")
         self.batch_id = batch_id
 
 

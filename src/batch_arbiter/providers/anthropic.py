@@ -15,7 +15,7 @@ from anthropic.types.messages import MessageBatch
 
 from batch_arbiter.core.catalog import EFFORTS, ModelCaps
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
-from batch_arbiter.errors import NoSuchBatch, ProviderError
+from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
 
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
@@ -63,8 +63,7 @@ class AnthropicProvider:
 
     def __init__(self, config: ProviderConfig) -> None:
         self._config = config
-        self.deadline: float | None = None
-        self.events: list[str] = []
+        self._note = config.on_event or (lambda message: None)
         self._client = anthropic.Anthropic(
             api_key=config.api_key,
             base_url=config.base_url,
@@ -77,9 +76,9 @@ class AnthropicProvider:
 
     def _wait_cap(self) -> float:
         """Before the deadline, no wait may run past it; after it (the fallback), the plain cap."""
-        if self.deadline is None:
+        if self._config.deadline is None:
             return RETRY_AFTER_CAP_SECONDS
-        remaining = self.deadline - time.monotonic()
+        remaining = self._config.deadline - time.monotonic()
         return RETRY_AFTER_CAP_SECONDS if remaining <= 0 else max(0.1, min(RETRY_AFTER_CAP_SECONDS, remaining))
 
     def close(self) -> None:
@@ -159,7 +158,7 @@ class AnthropicProvider:
                     # batch of the same size at the same time.
                     if len(found) == 1:
                         batch_id = found[0]
-                        self.events.append(
+                        self._note(
                             f"the answer to a batch create was lost ({describe(exc)}); "
                             f"found the batch it created, {batch_id}, instead of creating another"
                         )
@@ -167,7 +166,7 @@ class AnthropicProvider:
             except anthropic.RateLimitError as exc:
                 error = exc
             except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
-                raise ProviderError(f"batch create failed: {describe(exc)}", fatal=True) from None
+                raise AuthError(f"batch create failed: {describe(exc)}") from None
             except anthropic.APIError as exc:
                 raise ProviderError(f"batch create failed: {describe(exc)}") from None
             if attempt < CREATE_ATTEMPTS:
@@ -178,7 +177,7 @@ class AnthropicProvider:
         if ambiguous:
             others = self._created_since(started, size, exclude={batch_id})
             if len(others) > 1:
-                self.events.append(
+                self._note(
                     f"a batch create answer was lost and {len(others)} other batches of this size were created "
                     f"meanwhile ({', '.join(others)}); none was cancelled, since they may belong to other jobs"
                 )
@@ -186,9 +185,9 @@ class AnthropicProvider:
             for duplicate in others:
                 try:
                     self._client.messages.batches.cancel(duplicate)
-                    self.events.append(f"canceled duplicate batch {duplicate} left by a retried create")
+                    self._note(f"canceled duplicate batch {duplicate} left by a retried create")
                 except anthropic.APIError as exc:
-                    self.events.append(f"could not cancel duplicate batch {duplicate}: {describe(exc)}")
+                    self._note(f"could not cancel duplicate batch {duplicate}: {describe(exc)}")
         return batch_id
 
     def _encode_batch(self, requests: Sequence[PromptRequest], spec: RunSpec) -> bytes:
@@ -275,8 +274,8 @@ def batch_error(batch_id: str, purpose: str, exc: Exception) -> ProviderError:
     a retry or a fallback: those are fatal. The rest (a garbled answer among them) may pass."""
     if isinstance(exc, anthropic.NotFoundError):
         return NoSuchBatch(batch_id, f"batch {purpose}: {describe(exc)}")
-    fatal = isinstance(exc, (anthropic.AuthenticationError, anthropic.PermissionDeniedError))
-    return ProviderError(f"batch {purpose} failed: {describe(exc)}", fatal=fatal)
+    refused = isinstance(exc, (anthropic.AuthenticationError, anthropic.PermissionDeniedError))
+    return (AuthError if refused else ProviderError)(f"batch {purpose} failed: {describe(exc)}")
 
 
 def describe(exc: Exception | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -50,6 +50,11 @@ class ProviderConfig:
     request_timeout: float = 60.0
     sync_timeout: float = 600.0
     max_retries: int = 2
+    # time.monotonic() at which the run's batch wait ends: no server-requested retry wait may run past it.
+    deadline: float | None = None
+    # Told what the provider did on its own that the user should hear of (a duplicate batch canceled,
+    # a lost create recovered); the run's report lists it.
+    on_event: Callable[[str], None] | None = None
 
 
 class Provider(Protocol):
@@ -59,12 +64,6 @@ class Provider(Protocol):
     # The most one batch may hold; larger runs are split into several batches.
     max_batch_requests: int
     max_batch_bytes: int
-    # What the provider did on its own that the user should hear of (a duplicate batch canceled, a
-    # lost create recovered). The engine moves these into the run's events.
-    events: list[str]
-    # time.monotonic() at which the batch wait ends, set by the engine when the run starts: no
-    # server-requested retry wait may run past it.
-    deadline: float | None
 
     def model_caps(self, model: str) -> ModelCaps | None:
         """What the provider says the model supports; None when it cannot say (no endpoint, offline)."""

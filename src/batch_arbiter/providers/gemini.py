@@ -17,7 +17,7 @@ from google.genai import errors, types
 
 from batch_arbiter.core.catalog import ModelCaps, base_model
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage, as_count
-from batch_arbiter.errors import NoSuchBatch, ProviderError
+from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError, Refused
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
 
 # The API refuses inline batch bodies over 20 MB; the margin covers the envelope and the SDK's encoding.
@@ -83,9 +83,8 @@ class GeminiProvider:
 
     def __init__(self, config: ProviderConfig, *, inline_limit_bytes: int = INLINE_LIMIT_BYTES) -> None:
         self._config = config
-        self.deadline: float | None = None
         self._inline_limit = inline_limit_bytes
-        self.events: list[str] = []
+        self._note = config.on_event or (lambda message: None)
         # Keys of the jobs this process submitted: what a cancelled or expired job left unanswered.
         self._submitted: dict[str, list[str]] = {}
         self._client = genai.Client(
@@ -194,9 +193,7 @@ class GeminiProvider:
                 try:
                     name = self._create(spec.model, display, inlined)
                 except _TooLarge:
-                    self.events.append(
-                        f"the API refused the {size:,}-byte inline batch as too large; sent it as a JSONL file"
-                    )
+                    self._note(f"the API refused the {size:,}-byte inline batch as too large; sent it as a JSONL file")
                 else:
                     self._submitted[name] = keys
                     return name
@@ -214,7 +211,7 @@ class GeminiProvider:
                 config=types.UploadFileConfig(mime_type=JSONL_MIME_TYPE, display_name=f"{display}-input"),
             )
         except (errors.APIError, httpx2.HTTPError) as exc:
-            raise ProviderError(f"batch input upload failed: {describe(exc)}", fatal=rejected_key(exc)) from None
+            raise provider_error(f"batch input upload failed: {describe(exc)}", exc) from None
         if not uploaded.name:
             raise ProviderError("batch input upload failed: the API returned no file name")
         return uploaded.name
@@ -232,7 +229,7 @@ class GeminiProvider:
                 if exc.code in (400, 413) and "payload size exceeds" in (exc.message or "").lower():
                     raise _TooLarge(f"batch create failed: {describe(exc)}") from None
                 if exc.code not in RETRY_STATUSES:
-                    raise ProviderError(f"batch create failed: {describe(exc)}", fatal=rejected_key(exc)) from None
+                    raise provider_error(f"batch create failed: {describe(exc)}", exc) from None
                 # 429 and 503 refuse the call; anything else may have created the job after all.
                 error, ambiguous = exc, exc.code not in (429, 503)
             except (httpx2.HTTPError, ValueError) as exc:
@@ -245,7 +242,7 @@ class GeminiProvider:
             if ambiguous:
                 found = self._find_job(display)
                 if found:
-                    self.events.append(
+                    self._note(
                         f"the answer to a batch create was lost ({describe(error)}); "
                         f"found the job it created, {found}, instead of creating another"
                     )
@@ -267,8 +264,8 @@ class GeminiProvider:
 
     def _backoff(self, attempt: int) -> float:
         wait = 0.5 * 2.0 ** (attempt - 1)
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
+        if self._config.deadline is not None:
+            remaining = self._config.deadline - time.monotonic()
             if remaining > 0:
                 wait = min(wait, remaining)
         return wait
@@ -354,8 +351,8 @@ class GeminiProvider:
                 self._client.files.download(file=file_name, destination=str(path))
             except errors.APIError as exc:
                 # A results file that is gone or refused will not come back on a retry.
-                fatal = rejected_key(exc) or exc.code == 404
-                raise ProviderError(f"batch results failed: {describe(exc)}", fatal=fatal) from None
+                message = f"batch results failed: {describe(exc)}"
+                raise (Refused(message) if exc.code == 404 else provider_error(message, exc)) from None
             except httpx2.HTTPError as exc:
                 raise ProviderError(f"batch results download broke off: {type(exc).__name__}") from None
             with path.open(encoding="utf-8") as fh:
@@ -441,7 +438,12 @@ def batch_error(name: str, purpose: str, exc: Exception) -> ProviderError:
     a retry or a fallback: those are fatal. The rest (a garbled answer among them) may pass."""
     if isinstance(exc, errors.APIError) and exc.code == 404:
         return NoSuchBatch(name, f"batch {purpose}: {describe(exc)}")
-    return ProviderError(f"batch {purpose} failed: {describe(exc)}", fatal=rejected_key(exc))
+    return provider_error(f"batch {purpose} failed: {describe(exc)}", exc)
+
+
+def provider_error(message: str, exc: BaseException) -> ProviderError:
+    """`message` as an AuthError when the API refused the key, else as a ProviderError the run may pass."""
+    return AuthError(message) if rejected_key(exc) else ProviderError(message)
 
 
 def describe(exc: BaseException | None) -> str:

@@ -95,9 +95,9 @@ class Engine:
         warn: Log = print,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        events: list[str] | None = None,
     ) -> None:
         self.provider = provider
-        provider.deadline = deadline
         self.spec = spec
         self.writer = writer
         self.state = state
@@ -111,7 +111,8 @@ class Engine:
         self.sleep = sleep
         self.cancel_grace = CANCEL_GRACE_SECONDS
         self.cancel_write_grace = CANCEL_WRITE_GRACE_SECONDS
-        self.events: list[str] = []
+        # Shared with the provider's `on_event`, so what it did on its own is in the run's report too.
+        self.events: list[str] = [] if events is None else events
         self._sources: dict[str, str] = {}
         self._members: dict[str, set[str] | None] = {}
         self._unfinished: set[str] = set()
@@ -273,8 +274,6 @@ class Engine:
                 self._event(f"{exc}; running its {len(chunk):,} requests synchronously")
                 failed.extend(chunk)
                 continue
-            finally:
-                self._take_provider_events()
             custom_ids = [r.custom_id for r in chunk]
             self.state.submitted(batch_id, custom_ids)
             members[batch_id] = set(custom_ids)
@@ -482,11 +481,6 @@ class Engine:
     def note(self, message: str) -> None:
         """Something the caller did that the run's report should tell."""
         self._event(message)
-
-    def _take_provider_events(self) -> None:
-        for message in self.provider.events:
-            self._event(message)
-        self.provider.events.clear()
 
     def _event(self, message: str) -> None:
         self.events.append(message)

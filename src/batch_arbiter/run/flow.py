@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import traceback
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -107,12 +106,13 @@ def run(p: Prepared, console: Console) -> int:
         p.spec,
         writer,
         state,
-        deadline=time.monotonic() + p.timeout_minutes * 60,
+        deadline=p.deadline,
         poll_interval=poll_seconds(settings),
         on_timeout=settings.on_timeout,
         concurrency=settings.max_concurrency,
         log=console.log,
         warn=console.warning,
+        events=p.events,
     )
     if kept:
         engine.note(f"kept {kept} results an earlier run of these batches settled; only the rest was collected")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -39,8 +40,12 @@ class Prepared:
     prices: PriceTable
     today: date
     timeout_minutes: float
+    # time.monotonic() at which the batch wait ends: the run's clock starts when its inputs are read.
+    deadline: float
     upgrade: Upgrade | None = None
     notes: list[str] = field(default_factory=list)
+    # What the run reports; the provider adds what it did on its own (a lost create recovered).
+    events: list[str] = field(default_factory=list)
 
     @property
     def metrics_path(self) -> Path | None:
@@ -110,7 +115,15 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     if decision.max_wait_minutes is not None and decision.max_wait_minutes < timeout:
         timeout = decision.max_wait_minutes
         notes.append(f"the policy caps the batch wait at {timeout:g} minutes")
-    provider = make_provider(vendor.name, ProviderConfig(api_key=api_key, base_url=settings.base_url))
+    events: list[str] = []
+
+    def on_event(message: str) -> None:
+        events.append(message)
+        console.warning(message)
+
+    deadline = time.monotonic() + timeout * 60
+    config = ProviderConfig(api_key=api_key, base_url=settings.base_url, deadline=deadline, on_event=on_event)
+    provider = make_provider(vendor.name, config)
     try:
         caps = provider.model_caps(model)
     except ProviderError as exc:
@@ -146,8 +159,10 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         prices=prices,
         today=today,
         timeout_minutes=timeout,
+        deadline=deadline,
         upgrade=upgrade,
         notes=notes,
+        events=events,
     )
 
 

@@ -16,7 +16,7 @@ from anthropic.types.messages import MessageBatch
 from batch_arbiter.core.catalog import EFFORTS, ModelCaps
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError
-from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
+from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
 
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
 RETRY_AFTER_CAP_SECONDS = 30.0
@@ -57,6 +57,8 @@ def _retry_after_seconds(value: str) -> float | None:
 
 
 class AnthropicProvider:
+    """The Message Batches API and the Messages API through the `anthropic` SDK."""
+
     name = "anthropic"
     max_batch_requests = 100_000
     max_batch_bytes = 256 * 1024 * 1024
@@ -82,11 +84,13 @@ class AnthropicProvider:
         return RETRY_AFTER_CAP_SECONDS if remaining <= 0 else max(0.1, min(RETRY_AFTER_CAP_SECONDS, remaining))
 
     def close(self) -> None:
+        """Close the SDK client and its connections."""
         self._client.close()
 
     # -- parameters ------------------------------------------------------------------------------
 
     def params(self, request: PromptRequest, spec: RunSpec, *, batch: bool) -> dict[str, Any]:
+        """The Messages parameters of one request; in a `batch` the system prompt is cached for an hour."""
         params: dict[str, Any] = {
             "model": spec.model,
             "max_tokens": request.max_tokens or spec.max_tokens,
@@ -103,6 +107,7 @@ class AnthropicProvider:
     # -- discovery (free endpoints) --------------------------------------------------------------
 
     def model_caps(self, model: str) -> ModelCaps | None:
+        """Efforts and batch support from the models endpoint; a model it does not know is a ProviderError."""
         try:
             info = self._client.models.retrieve(model)
         except anthropic.NotFoundError:
@@ -117,6 +122,7 @@ class AnthropicProvider:
         return ModelCaps(efforts=efforts, batch=bool(caps.batch.supported))
 
     def count_tokens(self, request: PromptRequest, spec: RunSpec) -> int | None:
+        """Input tokens by the free counting endpoint; None when it does not answer."""
         params = self.params(request, spec, batch=False)
         try:
             counted = self._client.messages.count_tokens(
@@ -129,6 +135,8 @@ class AnthropicProvider:
     # -- batch -----------------------------------------------------------------------------------
 
     def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
+        """Create one Message Batch and return its id; after an ambiguous failure the batch list is checked
+        before creating again, so a retry never leaves two paid batches."""
         body = self._encode_batch(requests, spec)
         size = len(requests)
         started = datetime.now(UTC) - CREATE_MATCH_SLACK
@@ -225,6 +233,7 @@ class AnthropicProvider:
         return min(wait, self._wait_cap())
 
     def status(self, batch_id: str) -> BatchStatus:
+        """The batch's processing status and request counts."""
         try:
             batch = self._client.messages.batches.retrieve(batch_id)
         except (anthropic.APIError, ValueError) as exc:
@@ -232,12 +241,14 @@ class AnthropicProvider:
         return _status(batch)
 
     def cancel(self, batch_id: str) -> None:
+        """Ask the API to cancel the batch; what it finished stays collectable."""
         try:
             self._client.messages.batches.cancel(batch_id)
         except (anthropic.APIError, ValueError) as exc:
             raise batch_error(batch_id, "cancel", exc) from None
 
     def results(self, batch_id: str) -> Iterator[Outcome]:
+        """Stream the ended batch's results file, one Outcome per line; a cut stream is a ProviderError."""
         try:
             # The raw JSONL lines, read through the SDK (auth, retries, the absolute results_url) but
             # decoded here: building a typed model per line costs more than the rest of a 100k collect.
@@ -257,6 +268,7 @@ class AnthropicProvider:
     # -- sync ------------------------------------------------------------------------------------
 
     def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
+        """One Messages call; every failure becomes an errored Outcome."""
         # Anthropic has no slower, cheaper synchronous tier, so the time left changes nothing here.
         del deadline_remaining
         try:
@@ -280,22 +292,18 @@ def batch_error(batch_id: str, purpose: str, exc: Exception) -> ProviderError:
 
 def describe(exc: Exception | None) -> str:
     """A short, key-free description of an SDK error."""
-    if exc is None:
-        return "no answer"
-    if isinstance(exc, ValueError):
-        return "the answer could not be read (not JSON)"
+    http = None
     if isinstance(exc, anthropic.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         error = body.get("error")
         error = error if isinstance(error, dict) else {}
-        kind = error.get("type") or type(exc).__name__
-        message = error.get("message") or ""
-        return f"HTTP {exc.status_code} {kind}: {message}".strip().rstrip(":")
-    if isinstance(exc, anthropic.APITimeoutError):
-        return "request timed out"
-    if isinstance(exc, anthropic.APIConnectionError):
-        return "connection error"
-    return type(exc).__name__
+        http = (exc.status_code, error.get("type") or type(exc).__name__, error.get("message") or "")
+    return describe_error(
+        exc,
+        http,
+        timed_out=isinstance(exc, anthropic.APITimeoutError),
+        connection=isinstance(exc, anthropic.APIConnectionError),
+    )
 
 
 def _status(batch: MessageBatch) -> BatchStatus:

@@ -100,3 +100,26 @@ class Provider(Protocol):
     def close(self) -> None:
         """Release the adapter's HTTP client, once the caller is done with the provider."""
         ...
+
+
+def describe_error(
+    exc: BaseException | None,
+    http: tuple[int | None, str, str] | None = None,
+    *,
+    timed_out: bool = False,
+    connection: bool = False,
+) -> str:
+    """One wording of a failed call for every adapter: short and key-free. The adapter reads its SDK's
+    error into `http` (status, kind, message), or says it `timed_out` or was a `connection` error."""
+    if exc is None:
+        return "no answer"
+    if isinstance(exc, ValueError):
+        return "the answer could not be read (not JSON)"
+    if http is not None:
+        code, kind, message = http
+        return f"HTTP {code} {kind}: {message}".strip().rstrip(":")
+    if timed_out:
+        return "request timed out"
+    if connection:
+        return "connection error"
+    return type(exc).__name__

@@ -18,7 +18,7 @@ from google.genai import errors, types
 from batch_arbiter.core.catalog import ModelCaps, base_model
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage, as_count
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError, Refused
-from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec
+from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
 
 # The API refuses inline batch bodies over 20 MB; the margin covers the envelope and the SDK's encoding.
 INLINE_LIMIT_BYTES = 19 * 1024 * 1024
@@ -75,6 +75,9 @@ class _TooLarge(ProviderError):
 
 
 class GeminiProvider:
+    """The Gemini Batch API and generateContent through the `google-genai` SDK; batches go inline up to
+    the inline limit, as a JSONL file above it."""
+
     name = "gemini"
     # Past the inline limit a batch goes up as a JSONL file, which may hold up to 2 GB; the API names
     # no request count limit, so the byte limit is the one that splits.
@@ -110,6 +113,7 @@ class GeminiProvider:
         )
 
     def close(self) -> None:
+        """Close the SDK client and its connections."""
         self._client.close()
 
     # -- parameters ------------------------------------------------------------------------------
@@ -138,6 +142,8 @@ class GeminiProvider:
         return body
 
     def config(self, request: PromptRequest, spec: RunSpec, **extra: Any) -> types.GenerateContentConfig:
+        """The generation config of one sync call (system instruction, output limit, thinking); `extra` adds
+        fields such as the service tier."""
         thinking = self.thinking(spec)
         return types.GenerateContentConfig(
             system_instruction=request.system or None,
@@ -149,10 +155,11 @@ class GeminiProvider:
     # -- discovery (free endpoints) --------------------------------------------------------------
 
     def model_caps(self, model: str) -> ModelCaps | None:
-        # The Gemini API describes no effort capabilities; the offline catalog decides.
+        """None: the Gemini API describes no effort capabilities, so the offline catalogue decides."""
         return None
 
     def count_tokens(self, request: PromptRequest, spec: RunSpec) -> int | None:
+        """Input tokens by the free countTokens endpoint; None when it does not answer."""
         try:
             contents = _contents(request)
         except ValueError:
@@ -169,6 +176,8 @@ class GeminiProvider:
     # -- batch -----------------------------------------------------------------------------------
 
     def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
+        """Create one batch job (inline, or from an uploaded JSONL file when too large) and return its name;
+        after an ambiguous failure the job list is checked before creating again."""
         display = f"batch-arbiter-{uuid.uuid4().hex[:16]}"
         keys = [r.custom_id for r in requests]
         with tempfile.TemporaryFile() as lines:
@@ -277,6 +286,7 @@ class GeminiProvider:
             raise batch_error(name, purpose, exc) from None
 
     def status(self, batch_id: str) -> BatchStatus:
+        """The job's state mapped to BatchState, with its request counts."""
         name = job_name(batch_id)
         job = self._get_job(name, "status")
         state = _state_name(job)
@@ -308,6 +318,7 @@ class GeminiProvider:
         return body if isinstance(body, dict) else {}
 
     def cancel(self, batch_id: str) -> None:
+        """Ask the API to cancel the job; what it finished stays collectable."""
         name = job_name(batch_id)
         try:
             self._client.batches.cancel(name=name)
@@ -315,6 +326,8 @@ class GeminiProvider:
             raise batch_error(name, "cancel", exc) from None
 
     def results(self, batch_id: str) -> Iterator[Outcome]:
+        """The ended job's answers, inline or from its results file; requests a cancelled or expired job left
+        unanswered come back canceled or expired."""
         name = job_name(batch_id)
         job = self._get_job(name, "results")
         state = _state_name(job)
@@ -378,6 +391,8 @@ class GeminiProvider:
     # -- sync ------------------------------------------------------------------------------------
 
     def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
+        """One generateContent call: on the half-price Flex tier first when `deadline_remaining` leaves room,
+        then the standard tier; every failure becomes an errored Outcome."""
         try:
             contents = _contents(request)
         except ValueError as exc:
@@ -448,15 +463,15 @@ def provider_error(message: str, exc: BaseException) -> ProviderError:
 
 def describe(exc: BaseException | None) -> str:
     """A short, key-free description of an SDK or transport error."""
-    if isinstance(exc, ValueError):
-        return "the answer could not be read (not JSON)"
+    http = None
     if isinstance(exc, errors.APIError):
-        return f"HTTP {exc.code} {exc.status or type(exc).__name__}: {exc.message or ''}".strip().rstrip(":")
-    if isinstance(exc, httpx2.TimeoutException):
-        return "request timed out"
-    if isinstance(exc, httpx2.HTTPError):
-        return "connection error"
-    return type(exc).__name__
+        http = (exc.code, exc.status or type(exc).__name__, exc.message or "")
+    return describe_error(
+        exc,
+        http,
+        timed_out=isinstance(exc, httpx2.TimeoutException),
+        connection=isinstance(exc, httpx2.HTTPError),
+    )
 
 
 def _camel(key: str) -> str:

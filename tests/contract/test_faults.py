@@ -257,11 +257,20 @@ def test_planted_symlinks_in_the_output_dir_are_not_followed(ws: Path, emulator:
 
 
 def test_an_unexpected_error_ends_with_an_annotation_not_a_traceback(ws: Path, emulator: Emulator) -> None:
-    (ws / "batch-results").write_text("a file where the output directory should be")
+    # A directory where an answer file goes: the writer fails mid-run, after the batch was collected.
+    (ws / "batch-results" / "prompts_p0_md.md").mkdir(parents=True)
     run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
     assert run.code == 1
-    assert "::error title=batch-arbiter%3A internal error::unexpected FileExistsError" in run.log
+    assert "::error title=batch-arbiter%3A internal error::unexpected IsADirectoryError" in run.log
     assert "::group::Traceback" in run.log and API_KEY not in run.log.replace(f"::add-mask::{API_KEY}", "")
+    assert len(emulator.calls("create")) == 1
+
+
+def test_an_output_dir_that_is_a_file_is_bad_input(ws: Path, emulator: Emulator) -> None:
+    (ws / "batch-results").write_text("a file where the output directory should be")
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 2, run.log
+    assert "input `output-dir`: batch-results cannot be written" in run.log
     assert emulator.calls("create") == []
 
 

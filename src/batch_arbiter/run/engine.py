@@ -12,10 +12,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Via
-from batch_arbiter.errors import Cancelled, NoSuchBatch, ProviderError
+from batch_arbiter.errors import BatchArbiterError, Cancelled, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
 from batch_arbiter.run.results import ResultWriter, Totals
-from batch_arbiter.run.state import RunState
+from batch_arbiter.run.state import STATE_FILE, RunState
 
 # The longest single wait between polls, unless 10 % of the elapsed time is longer: a batch that
 # ends is noticed within max(5 min, 10 % of its run time) while a 20-hour batch costs ~50 polls.
@@ -33,6 +33,18 @@ REQUEST_ENVELOPE_BYTES = 1024
 BYTES_HEADROOM = 0.9
 # Polls may fail for a while (network, 5xx); only this many failures in a row end the wait.
 MAX_POLL_FAILURES = 20
+
+
+class StateNotSaved(BatchArbiterError):
+    """A batch exists but state.json could not be written (a full disk, a read-only directory)."""
+
+    def __init__(self, batch_ids: str, cause: OSError) -> None:
+        super().__init__(
+            f"batch {batch_ids} was created but {STATE_FILE} could not be written ({cause.strerror or cause}); "
+            f"nothing more was sent. Collect it with `batch-id: {batch_ids}` once the output directory is "
+            "writable; running again without it would create and pay for another batch"
+        )
+        self.batch_ids = batch_ids
 
 
 def next_poll_wait(first: float, attempt: int, elapsed: float) -> float:
@@ -275,10 +287,16 @@ class Engine:
                 failed.extend(chunk)
                 continue
             custom_ids = [r.custom_id for r in chunk]
-            self.state.submitted(batch_id, custom_ids)
+            # In the log before anything else can fail: the batch is paid for from here on.
+            self.log(f"Submitted batch {batch_id} with {len(chunk):,} requests")
+            try:
+                self.state.submitted(batch_id, custom_ids)
+            except OSError as exc:
+                # Without state.json a re-run would create (and pay for) the batch again: stop here.
+                # Every batch of the run so far: `submitted` records the new one before it writes.
+                raise StateNotSaved(self.state.batch_id or batch_id, exc) from None
             members[batch_id] = set(custom_ids)
             self._members[batch_id] = members[batch_id]
-            self.log(f"Submitted batch {batch_id} with {len(chunk):,} requests")
         return members, failed
 
     def _wait(self, batch_ids: list[str], grace: float | None = None) -> list[str]:

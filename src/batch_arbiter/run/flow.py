@@ -13,7 +13,7 @@ from batch_arbiter.core.settings import Settings, poll_seconds
 from batch_arbiter.errors import Cancelled, InputError
 from batch_arbiter.run.budget import estimate
 from batch_arbiter.run.carry import carry_settled, set_aside
-from batch_arbiter.run.engine import Engine, RunResult
+from batch_arbiter.run.engine import Engine, RunResult, StateNotSaved
 from batch_arbiter.run.prepare import Prepared, prepare
 from batch_arbiter.run.report import RunContext, outputs, plan_summary, summary
 from batch_arbiter.run.results import RESULTS_FILE, ResultWriter
@@ -130,6 +130,11 @@ def run(p: Prepared, console: Console) -> int:
             result = engine.run_batch(p.requests, batch_ids)
     except Cancelled as exc:
         return _cancelled(p, console, exc, state, writer, engine, ctx)
+    except StateNotSaved as exc:
+        writer.close()
+        console.set_outputs({"status": "failed", "batch-id": exc.batch_ids})
+        console.error(str(exc), title="batch-arbiter: state not saved")
+        return EXIT_INCOMPLETE
     writer.close()
     console.set_outputs(outputs(ctx, result))
     console.write_summary(summary(ctx, result))

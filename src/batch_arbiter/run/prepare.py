@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -110,6 +111,8 @@ def prepare(settings: Settings, console: Console) -> Prepared:
 
     if not settings.batch_id:
         _refuse_foreign_state(out_dir, workspace, vendor.name, model, requests)
+    if settings.mode != "plan":
+        _check_writable(out_dir, workspace)
 
     timeout = settings.timeout_minutes
     if decision.max_wait_minutes is not None and decision.max_wait_minutes < timeout:
@@ -202,3 +205,17 @@ def _refuse_foreign_state(
         f"and its own prompt files and model, or delete {shown} (or set another `output-dir`) to start a new batch.",
         input="output-dir",
     )
+
+
+def _check_writable(out_dir: Path, workspace: Path) -> None:
+    """The output directory takes files: found out now, not after a batch is created and paid for."""
+    shown = out_dir.relative_to(workspace).as_posix() if out_dir.is_relative_to(workspace) else str(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"input `output-dir`: {shown} cannot be written ({exc.strerror or exc}); nothing was submitted",
+            input="output-dir",
+        ) from None

@@ -80,7 +80,9 @@ def run_action(workspace: Path, emulator: Emulator | None, **inputs: Any) -> Run
     else:
         code = execute(settings, runner)
     results_path = workspace / inputs.get("output_dir", "batch-results") / "results.jsonl"
-    results = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
+    # JSON Lines end at "\n" only: str.splitlines() also splits inside answers at U+0085, U+2028 and the like.
+    lines = results_path.read_text(encoding="utf-8").split("\n") if results_path.exists() else []
+    results = [json.loads(line) for line in lines if line]
     return Run(
         code,
         parse_outputs((files / "output").read_text()),

@@ -247,3 +247,25 @@ def test_action_yml_lists_every_status_the_action_sets() -> None:
     described = action["outputs"]["status"]["description"]
     for status in ("succeeded", "partial", "failed", "pending", "planned"):
         assert f"`{status}`" in described
+
+
+def test_deeply_nested_json_is_read_as_bad_data_not_a_crash(tmp_path: Path, emulator: Emulator) -> None:
+    deep = "[" * 1000 + "]" * 1000
+    ws = tmp_path / "ws"
+    write_prompts(ws, {"prompts/deep.json": deep})
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 2 and "nested too deeply to be a request" in run.log, run.log
+    assert "unexpected RecursionError" not in run.log and emulator.calls() == []
+    audit = tmp_path / "audit"
+    write_prompts(audit, {".github/workflows/x.yml": "on: push\njobs: {}\n", "metrics.jsonl": deep + "\n"})
+    run = run_action(audit, None, mode="audit", metrics_file="metrics.jsonl", api_key="")
+    assert run.code == 0, run.log
+    assert "metrics.jsonl:1: not a JSON object; skipped" in run.log
+
+
+def test_a_jsonl_request_may_hold_a_raw_line_separator_in_a_string(tmp_path: Path, emulator: Emulator) -> None:
+    ws = tmp_path / "ws"
+    write_prompts(ws, {"prompts/p.jsonl": json.dumps({"prompt": "a\u2028b"}, ensure_ascii=False) + "\n"})
+    run = run_action(ws, emulator, prompt_files="prompts/*", mode="batch")
+    assert run.code == 0, run.log
+    assert len(run.results) == 1 and run.results[0]["status"] == "succeeded"

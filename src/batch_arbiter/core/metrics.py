@@ -159,13 +159,14 @@ def read(paths: Iterable[Path]) -> Log:
         except OSError as exc:
             log.problems.append(f"{path}: cannot read ({exc.strerror})")
             continue
-        for number, line in enumerate(text.splitlines(), 1):
+        # Records end at \n only: U+2028 and the like may stand raw inside a JSON string.
+        for number, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
             try:
                 data = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 log.problems.append(f"{where}: not a JSON object; skipped")
                 continue
             if not isinstance(data, dict):

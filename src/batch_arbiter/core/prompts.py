@@ -174,7 +174,8 @@ def _read_all(
         if suffix == ".json":
             yield _from_object(_parse_json(text, rel), rel, system, derived, rules)
         elif suffix == ".jsonl":
-            for lineno, line in enumerate(text.splitlines(), 1):
+            # Records end at \n only: U+2028 and the like may stand raw inside a JSON string.
+            for lineno, line in enumerate(text.split("\n"), 1):
                 if len(line) > MAX_REQUEST_BYTES:
                     raise PromptError(f"{rel}:{lineno}: the request is over {MAX_REQUEST_BYTES:,} bytes")
                 if line.strip():
@@ -192,6 +193,8 @@ def _parse_json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise PromptError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise PromptError(f"{where}: nested too deeply to be a request") from None
 
 
 def _from_object(

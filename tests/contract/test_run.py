@@ -344,23 +344,13 @@ def test_an_output_dir_that_cannot_be_written_is_refused_before_anything_is_sent
     assert emulator.calls(provider.create) == [] and emulator.calls(provider.sync) == []
 
 
-def test_a_state_file_that_cannot_be_written_after_create_stops_the_run_naming_the_batch(
+def test_a_state_file_that_cannot_be_written_stops_the_run_before_any_batch_is_created(
     ws: Path, emulator: Emulator, provider: ProviderProfile
 ) -> None:
     state = ws / "batch-results" / "state.json"
     state.mkdir(parents=True)  # the directory is writable, but state.json itself cannot be replaced
     run = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch")
     assert run.code == 1, run.log
-    (create,) = emulator.calls(provider.create)
-    batch_id = run.outputs["batch-id"]
-    assert batch_id.startswith(provider.batch_id_prefix)
-    assert f"Submitted batch {batch_id}" in run.log
-    assert f"batch {batch_id} was created but state.json could not be written" in run.log
-    assert f"batch-id: {batch_id}" in run.log
-    assert emulator.calls(provider.sync) == []  # nothing paid at sync prices for a batch that exists
-    # Collected later by id: the same batch, not a second one.
-    state.rmdir()
-    again = provider.run(ws, emulator, prompt_files="prompts/*", mode="batch", batch_id=batch_id, poll_interval=0.05)
-    assert again.code == 0, again.log
-    assert len(emulator.calls(provider.create)) == 1 and again.outputs["status"] == "succeeded"
-    assert create.status == 200
+    assert "state.json could not be written" in run.log and "nothing was submitted" in run.log
+    # Saved before the create is sent, so a batch never exists that no file names.
+    assert emulator.calls(provider.create) == [] and emulator.calls(provider.sync) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -62,10 +62,13 @@ class FakeProvider:
     def count_tokens(self, request: PromptRequest, spec: RunSpec) -> int | None:
         return None
 
-    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
+    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec, *, token: str | None = None) -> str:
         batch_id = f"b{len(self.batches)}"
         self.batches[batch_id] = (self.clock(), [r.custom_id for r in requests])
         return batch_id
+
+    def find_submitted(self, token: str, since: datetime, size: int) -> str | None:
+        return None
 
     def _ended(self, batch_id: str) -> bool:
         created, _ = self.batches[batch_id]

@@ -134,7 +134,7 @@ class AnthropicProvider:
 
     # -- batch -----------------------------------------------------------------------------------
 
-    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
+    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec, *, token: str | None = None) -> str:
         """Create one Message Batch and return its id; after an ambiguous failure the batch list is checked
         before creating again, so a retry never leaves two paid batches."""
         body = self._encode_batch(requests, spec)
@@ -197,6 +197,17 @@ class AnthropicProvider:
                 except anthropic.APIError as exc:
                     self._note(f"could not cancel duplicate batch {duplicate}: {describe(exc)}")
         return batch_id
+
+    def find_submitted(self, token: str, since: datetime, size: int) -> str | None:
+        """A Message Batch has no name to carry `token`: the one batch of `size` requests created since
+        `since` (any state: it may have ended since) is ours; none, or more than one, is no answer."""
+        del token
+        try:
+            page = self._client.messages.batches.list(limit=100)
+        except (anthropic.APIError, ValueError):
+            return None
+        found = [b.id for b in page.data if b.created_at >= since - CREATE_MATCH_SLACK and _total(b) == size]
+        return found[0] if len(found) == 1 else None
 
     def _encode_batch(self, requests: Sequence[PromptRequest], spec: RunSpec) -> bytes:
         """The create body, encoded here in one pass. The SDK's `batches.create` would first walk and
@@ -304,6 +315,11 @@ def describe(exc: Exception | None) -> str:
         timed_out=isinstance(exc, anthropic.APITimeoutError),
         connection=isinstance(exc, anthropic.APIConnectionError),
     )
+
+
+def _total(batch: MessageBatch) -> int:
+    c = batch.request_counts
+    return c.processing + c.succeeded + c.errored + c.canceled + c.expired
 
 
 def _status(batch: MessageBatch) -> BatchStatus:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -73,8 +74,14 @@ class Provider(Protocol):
         """Input tokens of one request by the provider's free counting endpoint, if it has one."""
         ...
 
-    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
-        """Create one batch; returns its id."""
+    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec, *, token: str | None = None) -> str:
+        """Create one batch; returns its id. `token` names the create (saved in state.json before it is
+        sent) so that `find_submitted` can tell this batch from any other."""
+        ...
+
+    def find_submitted(self, token: str, since: datetime, size: int) -> str | None:
+        """The batch a create named `token`, sent at `since` with `size` requests, made, if the API shows
+        exactly one: how a run killed between the create and its state.json finds the batch it paid for."""
         ...
 
     def status(self, batch_id: str) -> BatchStatus:

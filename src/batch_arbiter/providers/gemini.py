@@ -8,6 +8,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -175,10 +176,10 @@ class GeminiProvider:
 
     # -- batch -----------------------------------------------------------------------------------
 
-    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec) -> str:
+    def submit(self, requests: Sequence[PromptRequest], spec: RunSpec, *, token: str | None = None) -> str:
         """Create one batch job (inline, or from an uploaded JSONL file when too large) and return its name;
         after an ambiguous failure the job list is checked before creating again."""
-        display = f"batch-arbiter-{uuid.uuid4().hex[:16]}"
+        display = token or f"batch-arbiter-{uuid.uuid4().hex[:16]}"
         keys = [r.custom_id for r in requests]
         with tempfile.TemporaryFile() as lines:
             size = 0
@@ -260,6 +261,11 @@ class GeminiProvider:
                 time.sleep(self._backoff(attempt))
         reason = describe(error) if error is not None else "no answer"
         raise ProviderError(f"batch create failed after {CREATE_ATTEMPTS} attempts: {reason}")
+
+    def find_submitted(self, token: str, since: datetime, size: int) -> str | None:
+        """The job whose display name is `token`: it is unique to one create."""
+        del since, size
+        return self._find_job(token)
 
     def _find_job(self, display: str) -> str | None:
         """Our job by its unique display name, among the newest ones."""

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import itertools
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -39,11 +40,16 @@ class StateNotSaved(BatchArbiterError):
     """A batch exists but state.json could not be written (a full disk, a read-only directory)."""
 
     def __init__(self, batch_ids: str, cause: OSError) -> None:
-        super().__init__(
-            f"batch {batch_ids} was created but {STATE_FILE} could not be written ({cause.strerror or cause}); "
-            f"nothing more was sent. Collect it with `batch-id: {batch_ids}` once the output directory is "
-            "writable; running again without it would create and pay for another batch"
-        )
+        why = cause.strerror or str(cause)
+        if batch_ids:
+            message = (
+                f"batch {batch_ids} was created but {STATE_FILE} could not be written ({why}); nothing more was "
+                f"sent. Collect it with `batch-id: {batch_ids}` once the output directory is writable; running "
+                "again without it would create and pay for another batch"
+            )
+        else:
+            message = f"{STATE_FILE} could not be written ({why}); nothing was submitted"
+        super().__init__(message)
         self.batch_ids = batch_ids
 
 
@@ -270,9 +276,16 @@ class Engine:
         members: dict[str, set[str] | None] = {}
         failed: list[PromptRequest] = []
         for chunk in chunks:
+            token = f"batch-arbiter-{uuid.uuid4().hex[:16]}"
             try:
-                batch_id = self.provider.submit(chunk, self.spec)
+                self.state.creating_batch(token, [r.custom_id for r in chunk])
+            except OSError as exc:
+                raise StateNotSaved(self.state.batch_id or "", exc) from None
+            try:
+                batch_id = self.provider.submit(chunk, self.spec, token=token)
             except ProviderError as exc:
+                self.state.creating = None
+                self.state.save()
                 if exc.fatal:
                     submitted = set().union(*(ids for ids in members.values() if ids is not None))
                     self._event(f"{exc}; nothing more was submitted" if members else f"{exc}; nothing was run")

@@ -6,6 +6,7 @@ import re
 import traceback
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from batch_arbiter.core.console import Console
 from batch_arbiter.core.records import Outcome, Status, Via
@@ -86,8 +87,12 @@ def run(p: Prepared, console: Console) -> int:
     previous = RunState.read(state_path)
     if not batch_ids and previous is not None and previous.collectable and previous.provider == settings.provider:
         # A re-run of the same step: collect what was already paid for instead of submitting again.
-        batch_ids = previous.batch_ids
-        console.notice(f"found {STATE_FILE} for batch {previous.batch_id}; collecting it instead of submitting again")
+        batch_ids = list(previous.batch_ids)
+        if previous.creating is not None:
+            batch_ids += _created_before_the_stop(p, console, previous.creating)
+        if batch_ids:
+            shown = ",".join(batch_ids)
+            console.notice(f"found {STATE_FILE} for batch {shown}; collecting it instead of submitting again")
     deadline_wall = datetime.now(UTC) + timedelta(minutes=p.timeout_minutes)
     state = RunState(
         state_path,
@@ -155,6 +160,19 @@ def run(p: Prepared, console: Console) -> int:
         title="batch-arbiter: incomplete",
     )
     return EXIT_INCOMPLETE
+
+
+def _created_before_the_stop(p: Prepared, console: Console, creating: dict[str, Any]) -> list[str]:
+    """The batch an earlier run created just before it was stopped, before it could save the batch's id."""
+    since = datetime.fromisoformat(creating["since"])
+    found = p.provider.find_submitted(creating["token"], since, creating["size"])
+    if found is None:
+        console.notice(f"an earlier run was stopped while creating a batch; {p.provider.name} shows none it made")
+        return []
+    console.notice(
+        f"an earlier run was stopped right after creating batch {found}; collecting it, not creating another"
+    )
+    return [found]
 
 
 def _over_budget(p: Prepared, console: Console) -> bool:

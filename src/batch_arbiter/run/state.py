@@ -36,6 +36,9 @@ class RunState:
     custom_ids: list[str] = field(default_factory=list)
     # Which workflow run (id.attempt) wrote this file: the post step acts only on its own run's batches.
     run: str | None = None
+    # A create sent and not yet answered: {"token", "since", "size"}. A run killed in that moment leaves
+    # this, and the next run asks the provider for the batch instead of creating (and paying) again.
+    creating: dict[str, Any] | None = None
 
     @classmethod
     def read(cls, path: Path) -> RunState | None:
@@ -60,6 +63,14 @@ class RunState:
         for name in ("submitted_at", "run"):
             if known.get(name) is not None and not isinstance(known[name], str):
                 return None
+        creating = known.get("creating")
+        if creating is not None and not (
+            isinstance(creating, dict)
+            and isinstance(creating.get("token"), str)
+            and isinstance(creating.get("since"), str)
+            and type(creating.get("size")) is int
+        ):
+            return None
         try:
             return cls(path=path, **known)
         except TypeError:
@@ -73,12 +84,25 @@ class RunState:
     @property
     def collectable(self) -> bool:
         """Whether a re-run should collect these batches instead of submitting again: submitted or left pending."""
-        return bool(self.batch_ids) and self.status in ("submitted", "pending")
+        return (bool(self.batch_ids) or self.creating is not None) and self.status in ("submitted", "pending")
+
+    def creating_batch(self, token: str, custom_ids: list[str]) -> None:
+        """A create is about to be sent: saved first, so no moment exists in which a paid batch is unknown."""
+        self.creating = {
+            "token": token,
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            "size": len(custom_ids),
+        }
+        self.custom_ids.extend(custom_ids)
+        self.status = "submitted"
+        self.save()
 
     def submitted(self, batch_id: str, custom_ids: list[str]) -> None:
         """One more batch is with the provider: saved before anything else can go wrong."""
         self.batch_ids.append(batch_id)
-        self.custom_ids.extend(custom_ids)
+        known = set(self.custom_ids)
+        self.custom_ids.extend(c for c in custom_ids if c not in known)
+        self.creating = None
         self.submitted_at = self.submitted_at or datetime.now(UTC).isoformat(timespec="seconds")
         self.status = "submitted"
         self.save()

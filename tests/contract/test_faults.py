@@ -145,7 +145,8 @@ def test_cancellation_leaves_state_and_post_step_cancels_the_batch(
     proc = start_entrypoint(ws, env)
     state_path = ws / "batch-results" / "state.json"
     deadline = time.monotonic() + 30
-    while not state_path.exists() and time.monotonic() < deadline:
+    # state.json is written before the create is sent; the batch exists once its id is in it.
+    while time.monotonic() < deadline and not (state_path.exists() and '"batch_ids": [\n' in state_path.read_text()):
         time.sleep(0.05)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=10)

@@ -201,11 +201,13 @@ def _cancelled(
     ctx: RunContext,
 ) -> int:
     """Every request still gets a line: pending in the batch, or canceled if it never left here."""
-    status, via, note = (
-        (Status.PENDING, Via.BATCH, "left in the batch; collect later")
-        if state.batch_id
-        else (Status.CANCELED, Via.SYNC, "the run was cancelled before this request ran")
-    )
+    if state.batch_id:
+        status, via, note = Status.PENDING, Via.BATCH, "left in the batch; collect later"
+    elif state.creating is not None:
+        # Stopped while a create was in flight: the batch may exist, and a re-run looks for it first.
+        status, via, note = Status.PENDING, Via.BATCH, "stopped while its batch was being created; re-run to collect"
+    else:
+        status, via, note = Status.CANCELED, Via.SYNC, "the run was cancelled before this request ran"
     for request in p.requests:
         if request.custom_id not in writer.written:
             writer.write(Outcome(request.custom_id, status, error=note), request.source, via)
@@ -219,15 +221,15 @@ def _cancelled(
     console.warning(f"cancelled by {exc}; results so far are in {writer.path.relative_to(p.workspace)}.{where}")
     console.set_outputs(
         {
-            "status": "pending" if state.batch_id else "failed",
+            "status": "pending" if status is Status.PENDING else "failed",
             "batch-id": state.batch_id or "",
             "results-file": writer.path.relative_to(p.workspace).as_posix(),
         }
     )
     # What the run spent before it was stopped (sync calls, results already collected) is logged too.
     stopped = RunResult(
-        "pending" if state.batch_id else "sync",
-        "pending" if state.batch_id else "failed",
+        "pending" if status is Status.PENDING else "sync",
+        "pending" if status is Status.PENDING else "failed",
         list(state.batch_ids),
         writer.totals.minus(writer.carried),
         engine.events,

@@ -18,7 +18,7 @@ from batch_arbiter.core.records import PromptRequest
 from batch_arbiter.core.settings import Settings
 from batch_arbiter.errors import InputError, ProviderError
 from batch_arbiter.providers import Provider, ProviderConfig, RunSpec, make_provider
-from batch_arbiter.providers.registry import api_key_from, info, price_table
+from batch_arbiter.providers.registry import ProviderInfo, api_key_from, info, price_table
 from batch_arbiter.run.state import STATE_FILE, RunState
 
 __all__ = ["Prepared", "inside", "prepare"]
@@ -54,6 +54,35 @@ class Prepared:
         return inside(self.workspace, self.settings.metrics_file, "metrics-file")
 
 
+def _api_key(settings: Settings, vendor: ProviderInfo, console: Console) -> str:
+    """The key the run uses, masked in every log line from here on; surrounding whitespace removed."""
+    given = settings.api_key.get_secret_value() if settings.api_key else None
+    api_key = api_key_from(vendor, given, os.environ)
+    if api_key and api_key != api_key.strip():
+        console.mask(api_key)
+        api_key = api_key.strip()
+        console.notice("the API key ends or starts with whitespace (a newline pasted into the secret?); it was removed")
+    if not api_key:
+        names = " or ".join(vendor.key_variables)
+        raise InputError(f"no API key: set the `api-key` input (from a secret) or {names}")
+    console.mask(api_key)
+    return api_key
+
+
+def _system_prompt(settings: Settings, workspace: Path) -> str | None:
+    """The `system-prompt-file`'s text (a byte-order mark dropped), or None when none is given."""
+    if not settings.system_prompt_file:
+        return None
+    path = inside(workspace, settings.system_prompt_file, "system-prompt-file")
+    if path is None or not path.is_file():
+        raise InputError(f"system prompt file not found: {settings.system_prompt_file}")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = f"not UTF-8 text (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        raise InputError(f"cannot read system prompt file {settings.system_prompt_file}: {why}") from None
+
+
 def inside(workspace: Path, value: str | None, name: str) -> Path | None:
     """A path input, resolved inside the workspace (symlinks included) or refused."""
     if not value:
@@ -68,16 +97,7 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     """Check every input, file and model, and connect the provider; raises InputError on bad input."""
     workspace = console.workspace.resolve()
     vendor = info(settings.provider)
-    given = settings.api_key.get_secret_value() if settings.api_key else None
-    api_key = api_key_from(vendor, given, os.environ)
-    if api_key and api_key != api_key.strip():
-        console.mask(api_key)
-        api_key = api_key.strip()
-        console.notice("the API key ends or starts with whitespace (a newline pasted into the secret?); it was removed")
-    if not api_key:
-        names = " or ".join(vendor.key_variables)
-        raise InputError(f"no API key: set the `api-key` input (from a secret) or {names}")
-    console.mask(api_key)
+    api_key = _api_key(settings, vendor, console)
 
     prices = price_table(inside(workspace, settings.pricing_file, "pricing-file"))
     policy = load_policy(inside(workspace, settings.policy_file, "policy-file"))
@@ -90,16 +110,7 @@ def prepare(settings: Settings, console: Console) -> Prepared:
 
     out_dir = inside(workspace, settings.output_dir, "output-dir") or workspace / "batch-results"
     inside(workspace, settings.metrics_file, "metrics-file")
-    system = None
-    if settings.system_prompt_file:
-        system_path = inside(workspace, settings.system_prompt_file, "system-prompt-file")
-        if system_path is None or not system_path.is_file():
-            raise InputError(f"system prompt file not found: {settings.system_prompt_file}")
-        try:
-            system = system_path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            why = f"not UTF-8 text (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else exc.strerror
-            raise InputError(f"cannot read system prompt file {settings.system_prompt_file}: {why}") from None
+    system = _system_prompt(settings, workspace)
     files = prompts.expand(settings.prompt_files, workspace)
     requests = prompts.load_requests(files, workspace, system, vendor.content_rules)
 

@@ -386,3 +386,23 @@ def test_answers_paid_during_a_fallback_survive_a_cancel_or_kill_and_are_never_p
     assert {r["status"] for r in final} == {"succeeded"}
     paid = sum(c.status == 200 for c in emulator.calls("messages"))
     assert paid == 10 + (paid_first - len(kept))  # each request paid once, beyond answers a kill lost
+
+
+def test_a_signal_during_the_budget_estimate_ends_cleanly_with_nothing_sent(tmp_path: Path, emulator: Emulator) -> None:
+    # Token counting keeps being told to wait: the run is inside the estimate when the signal comes.
+    emulator.config.faults = [Fault("count_tokens", 429, times=-1, retry_after=5)]
+    ws, files = tmp_path / "workspace", tmp_path / "file_commands"
+    files.mkdir()
+    write_prompts(ws, PROMPTS)
+    env = runner_env(ws, files, emulator, prompt_files="prompts/*", mode="batch", budget_usd="10")
+    proc = start_entrypoint(ws, env)
+    deadline = time.monotonic() + 30
+    while not emulator.calls("count_tokens") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert emulator.calls("count_tokens"), "the run never reached the estimate"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 1, out
+    assert "cancelled by SIGTERM while checking the inputs; nothing was sent" in out
+    assert "Traceback" not in out
+    assert emulator.calls("create") == [] and emulator.calls("messages") == []

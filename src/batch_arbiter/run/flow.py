@@ -39,6 +39,11 @@ def execute(settings: Settings, console: Console) -> int:
     except InputError as exc:
         console.error(str(exc), title="batch-arbiter: bad input")
         return EXIT_BAD_INPUT
+    except Cancelled as exc:
+        if prepared is not None:
+            prepared.provider.close()
+        console.warning(f"cancelled by {exc} while checking the inputs; nothing was sent")
+        return EXIT_INCOMPLETE
     except Exception as exc:
         if prepared is not None:
             prepared.provider.close()

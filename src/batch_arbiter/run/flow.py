@@ -57,7 +57,7 @@ def execute(settings: Settings, console: Console) -> int:
         return run(prepared, console)
     except Exception as exc:
         # Still an annotation, never a bare traceback: the text goes through the log's redaction, and
-        # state.json (written as soon as a batch exists) lets a later run collect it.
+        # state.json (written before each create is sent) lets a later run collect it.
         console.error(f"unexpected {type(exc).__name__}: {exc}", title="batch-arbiter: internal error")
         with console.group("Traceback"):
             console.log(traceback.format_exc())

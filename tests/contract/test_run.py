@@ -354,3 +354,14 @@ def test_a_state_file_that_cannot_be_written_stops_the_run_before_any_batch_is_c
     assert "state.json could not be written" in run.log and "nothing was submitted" in run.log
     # Saved before the create is sent, so a batch never exists that no file names.
     assert emulator.calls(provider.create) == [] and emulator.calls(provider.sync) == []
+
+
+def test_sync_mode_with_a_rejected_key_stops_at_the_first_refusal(
+    ws: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
+    emulator.config.api_key = "the-only-key-the-api-takes"
+    run = provider.run(ws, emulator, prompt_files="prompts/*", mode="sync", max_concurrency=1)
+    assert run.code == 1, run.log
+    assert len(emulator.calls(provider.sync)) == 1  # not one refused call per request
+    assert "stopped the synchronous calls" in run.log
+    assert {r["status"] for r in run.results} == {"errored"} and len(run.results) == len(IDS)

@@ -279,7 +279,7 @@ class AnthropicProvider:
     # -- sync ------------------------------------------------------------------------------------
 
     def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
-        """One Messages call; every failure becomes an errored Outcome."""
+        """One Messages call; a failure becomes an errored Outcome, but a refused key raises AuthError."""
         # Anthropic has no slower, cheaper synchronous tier, so the time left changes nothing here.
         del deadline_remaining
         try:
@@ -287,6 +287,8 @@ class AnthropicProvider:
             message = self._sync.messages.create(
                 **self.params(request, spec, batch=False), timeout=self._config.sync_timeout
             )
+        except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+            raise AuthError(f"sync call failed: {describe(exc)}") from None
         except anthropic.APIError as exc:
             return Outcome(request.custom_id, Status.ERRORED, model=spec.model, error=describe(exc))
         return _message_outcome(request.custom_id, message.to_dict())

@@ -97,7 +97,8 @@ class Provider(Protocol):
         ...
 
     def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
-        """One synchronous call; errors become an errored Outcome, never an exception.
+        """One synchronous call; errors become an errored Outcome, except a refused key: AuthError, since
+        no other call with that key can succeed.
 
         `deadline_remaining`: seconds the caller can still wait for this answer (a fallback before the run's
         deadline), which lets a provider choose a slower, cheaper tier; None asks for the fastest answer.

@@ -398,7 +398,7 @@ class GeminiProvider:
 
     def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
         """One generateContent call: on the half-price Flex tier first when `deadline_remaining` leaves room,
-        then the standard tier; every failure becomes an errored Outcome."""
+        then the standard tier; a failure becomes an errored Outcome, but a refused key raises AuthError."""
         try:
             contents = _contents(request)
         except ValueError as exc:
@@ -416,6 +416,8 @@ class GeminiProvider:
                 )
                 return self._sync_outcome(request, spec, response, "flex")
             except (errors.APIError, httpx2.HTTPError) as exc:
+                if rejected_key(exc):
+                    raise AuthError(f"sync call failed: {describe(exc)}") from None
                 flex_error = describe(exc)
         standard = self._http(self._config.sync_timeout, max(SYNC_ATTEMPTS, self._config.max_retries + 1))
         try:
@@ -425,6 +427,8 @@ class GeminiProvider:
                 config=self.config(request, spec, http_options=standard),
             )
         except (errors.APIError, httpx2.HTTPError) as exc:
+            if rejected_key(exc):
+                raise AuthError(f"sync call failed: {describe(exc)}") from None
             error = describe(exc) + (f" (Flex tier before: {flex_error})" if flex_error else "")
             return Outcome(request.custom_id, Status.ERRORED, model=spec.model, error=error, tier="standard")
         return self._sync_outcome(request, spec, response, "standard")

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Via
-from batch_arbiter.errors import BatchArbiterError, Cancelled, NoSuchBatch, ProviderError
+from batch_arbiter.errors import AuthError, BatchArbiterError, Cancelled, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
 from batch_arbiter.run.results import ResultWriter, Totals
 from batch_arbiter.run.state import STATE_FILE, RunState
@@ -447,10 +447,11 @@ class Engine:
         run = functools.partial(self._sync_one, patient=patient)
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sync")
         queue = iter(todo)
-        # A bounded number in flight, so a large fallback never holds a future per request.
+        # `concurrency` calls in flight, never more: a large fallback holds no future per request, and a
+        # refused key stops after at most that many calls.
         running: dict[Future[Outcome], PromptRequest] = {}
         try:
-            for request in itertools.islice(queue, self.concurrency * 2):
+            for request in itertools.islice(queue, self.concurrency):
                 running[pool.submit(run, request)] = request
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -462,6 +463,17 @@ class Engine:
             self._keep_arrived(running)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        except AuthError as exc:
+            # No other call with this key can succeed: stop at the first refusal instead of making them all.
+            for future in running:
+                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._fatal = self._fatal or exc
+            self._event(f"{exc}; stopped the synchronous calls")
+            for request in todo:
+                if request.custom_id not in self.writer.written:
+                    self._write_sync(request, Outcome(request.custom_id, Status.ERRORED, error=str(exc)))
+            return
         pool.shutdown()
 
     def _write_sync(self, request: PromptRequest, outcome: Outcome) -> None:
@@ -486,6 +498,8 @@ class Engine:
         remaining = max(0.0, self.deadline - self.clock()) if patient else None
         try:
             return self.provider.run_sync(request, self.spec, deadline_remaining=remaining)
+        except AuthError:
+            raise
         except Exception as exc:  # one bad request must not lose the others' results
             return Outcome(request.custom_id, Status.ERRORED, error=f"{type(exc).__name__}: {exc}")
 
@@ -507,7 +521,7 @@ class Engine:
             status = "pending" if deliberate and totals.failed == 0 else "partial"
         elif mode != "pending":
             self.state.done(status)
-        return RunResult(mode, status, batch_ids, totals, self.events)
+        return RunResult(mode, status, batch_ids, totals, self.events, fatal=str(self._fatal) if self._fatal else None)
 
     def note(self, message: str) -> None:
         """Something the caller did that the run's report should tell."""

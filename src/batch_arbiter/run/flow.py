@@ -152,7 +152,7 @@ def run(p: Prepared, console: Console) -> int:
     spent = replace(result, totals=result.totals.minus(writer.carried)) if kept else result
     log_run(p.metrics_path, ctx, spent, console, p.prices)
     if result.fatal:
-        console.error(result.fatal, title="batch-arbiter: batch refused")
+        console.error(result.fatal, title="batch-arbiter: refused")
         return EXIT_INCOMPLETE
     if result.status in ("succeeded", "pending"):
         return EXIT_OK

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,15 @@ def runner_env(ws: Path, files: Path, emulator: Emulator, **inputs: str) -> dict
     )
     env.update({f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()})
     return env
+
+
+def start_entrypoint(ws: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """The action's process as the runner starts it, left running so a test can signal or kill it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "batch_arbiter"],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from batch_arbiter.emulator import Emulator
-from support import PROVIDERS, ProviderProfile, runner_env, write_prompts
+from support import PROVIDERS, ProviderProfile, runner_env, start_entrypoint, write_prompts
 
 PROMPTS = {f"prompts/p{i}.md": f"Prompt number {i}." for i in range(8)}
 TEXT_OF = {f"prompts_p{i}_md": f"Prompt number {i}." for i in range(8)}
@@ -34,18 +34,6 @@ UNANSWERED = {
 }
 CONCURRENCY = 2
 SYNC_LATENCY = 0.25
-
-
-def start_entrypoint(ws: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    """The action's process as the runner starts it (as in test_faults), left running to be killed."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "batch_arbiter"],
-        cwd=ws,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def results_route(provider: ProviderProfile, emulator: Emulator) -> str:

@@ -16,7 +16,7 @@ from batch_arbiter.emulator import Emulator, Fault
 from batch_arbiter.run.engine import RunResult
 from batch_arbiter.run.report import RunContext, summary
 from batch_arbiter.run.results import Totals
-from support import API_KEY, parse_outputs, run_action, runner_env, write_prompts
+from support import API_KEY, parse_outputs, run_action, runner_env, start_entrypoint, write_prompts
 
 PROMPTS = {f"prompts/p{i}.md": f"Prompt number {i}." for i in range(5)}
 IDS = {f"prompts_p{i}_md" for i in range(5)}
@@ -119,18 +119,6 @@ def test_mixed_results_rerun_only_the_unfinished_and_a_missing_paid_one_waits(ws
     }
     assert len(emulator.calls("messages")) == 3
     assert "1 errored, 1 expired, 1 canceled; rerunning them synchronously" in run.summary
-
-
-def start_entrypoint(ws: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    """The action's process as the runner starts it, left running so a test can signal it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "batch_arbiter"],
-        cwd=ws,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -132,8 +132,9 @@ def test_flex_shedding_the_request_falls_back_to_standard_at_full_price(ws: Path
         ("gemini-2.5-flash", "medium", {"thinking_budget": 4096}),
         ("gemini-4-argon", "low", {"thinking_level": "LOW"}),
         ("gemini-4-hydrogen", "max", {"thinking_level": "XHIGH"}),
-        # 3.1 Pro takes low and high only: medium is clamped to the nearest (the lower on a tie).
-        ("gemini-3.1-pro-preview", "medium", {"thinking_level": "LOW"}),
+        # 3.1 Pro takes low, medium and high: medium goes through as asked, max becomes its highest.
+        ("gemini-3.1-pro-preview", "medium", {"thinking_level": "MEDIUM"}),
+        ("gemini-3.1-pro-preview", "max", {"thinking_level": "HIGH"}),
     ],
 )
 def test_effort_maps_to_one_thinking_control_per_model(

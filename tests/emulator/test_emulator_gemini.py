@@ -85,6 +85,10 @@ def test_request_errors_come_back_as_the_sdk_expects(client: genai.Client) -> No
     with pytest.raises(errors.ClientError) as unknown:
         client.models.generate_content(model="gemini-9-imaginary", contents="x")
     assert (unknown.value.code, unknown.value.status) == (404, "NOT_FOUND")
+    # The API serves 3.1 Pro as a preview only; the bare id is not found there, so not here either.
+    with pytest.raises(errors.ClientError) as bare:
+        client.models.generate_content(model="gemini-3.1-pro", contents="x")
+    assert bare.value.code == 404
     both = types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW, thinking_budget=1024)
     with pytest.raises(errors.ClientError, match="cannot both be set"):
         client.models.generate_content(

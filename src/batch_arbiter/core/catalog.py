@@ -47,7 +47,7 @@ RANKING: dict[str, tuple[str, ...]] = {
         "gemini-4-carbon",
         "gemini-4-argon",
         "gemini-4-hydrogen",
-        "gemini-3.1-pro",
+        "gemini-3.1-pro-preview",
         "gemini-3.8-flash",
         "gemini-2.5-pro",
         "gemini-3.5-flash",
@@ -83,11 +83,16 @@ _EFFORTS_BY_MODEL: dict[str, tuple[str, ...]] = {
     "gemini-3.8-flash": ("low", "medium", "high"),
     "gemini-3.5-flash": ("low", "medium", "high"),
     "gemini-3.5-flash-lite": ("low", "medium", "high"),
-    "gemini-3.1-pro": ("low", "high"),
+    "gemini-3.1-pro-preview": ("low", "medium", "high"),
     "gemini-2.5-pro": _ALL,
     "gemini-2.5-flash": _ALL,
     "gemini-2.5-flash-lite": _ALL,
 }
+
+
+def catalogued_models() -> tuple[str, ...]:
+    """Every model id the offline catalogue describes."""
+    return tuple(_EFFORTS_BY_MODEL)
 
 
 def base_model(model: str) -> str | None:

@@ -93,9 +93,8 @@ _MODELS = (
     GeminiModel("gemini-3.8-flash", frozenset({"LOW", "MEDIUM", "HIGH"}), (0, 24_576), True),
     GeminiModel("gemini-3.5-flash", frozenset({"MINIMAL", "LOW", "MEDIUM", "HIGH"}), (0, 24_576), True),
     GeminiModel("gemini-3.5-flash-lite", frozenset({"MINIMAL", "LOW", "MEDIUM", "HIGH"}), (0, 24_576), True),
-    GeminiModel(
-        "gemini-3.1-pro-preview", frozenset({"LOW", "HIGH"}), (128, 32_768), False, aliases=("gemini-3.1-pro",)
-    ),
+    # The SDK's model list (google/genai/_gaos/types/interactions/model.py) has no bare `gemini-3.1-pro`.
+    GeminiModel("gemini-3.1-pro-preview", frozenset({"LOW", "MEDIUM", "HIGH"}), (128, 32_768), False),
     GeminiModel("gemini-2.5-pro", frozenset(), (128, 32_768), False),
     GeminiModel("gemini-2.5-flash", frozenset(), (0, 24_576), True),
     GeminiModel("gemini-2.5-flash-lite", frozenset(), (512, 24_576), True),

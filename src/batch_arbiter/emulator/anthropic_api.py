@@ -486,6 +486,7 @@ def _result_line(batch_id: str, item: BatchItem) -> dict[str, Any]:
             message_id=_derived_id("msg_", batch_id, item.custom_id),
             cache=item.cache,
             service_tier="batch",
+            batch=True,
         )
         result = {"type": "succeeded", "message": message}
     elif item.final == "errored":

@@ -13,6 +13,7 @@ from typing import Any
 
 from .anthropic_catalog import EFFORT_LEVELS, THINKING_TYPES, ModelSpec, find_model
 from .routing import HttpError
+from .structured import answer, anthropic_schema_problem
 
 API_VERSION = "2026-10-21"
 
@@ -195,6 +196,28 @@ def _validate_output_config(config: Any, prefix: str) -> None:
     effort = config.get("effort")
     if effort is not None and effort not in EFFORT_LEVELS:
         raise _invalid(f"{prefix}output_config.effort: Input should be one of {', '.join(EFFORT_LEVELS)}")
+    unknown = sorted(set(config) - {"effort", "format"})
+    if unknown:
+        raise _invalid(f"{prefix}output_config.{unknown[0]}: Extra inputs are not permitted")
+    fmt = config.get("format")
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise _invalid(f"{prefix}output_config.format.type: Input should be 'json_schema'")
+    extra = sorted(set(fmt) - {"type", "schema"})
+    if extra:
+        raise _invalid(f"{prefix}output_config.format.{extra[0]}: Extra inputs are not permitted")
+    if "schema" not in fmt:
+        raise _invalid(f"{prefix}output_config.format.schema: Field required")
+    problem = anthropic_schema_problem(fmt["schema"])
+    if problem is not None:
+        raise _invalid(f"{prefix}output_config.format.{problem}")
+
+
+def response_schema(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema the reply must follow (`output_config.format`), if any."""
+    fmt = (params.get("output_config") or {}).get("format")
+    return fmt["schema"] if isinstance(fmt, dict) else None
 
 
 def check_model(params: dict[str, Any]) -> ModelSpec:
@@ -377,12 +400,19 @@ class PromptCache:
         return CacheUse(created_5m=created["5m"], created_1h=created["1h"], read=read)
 
 
-def build_message(params: dict[str, Any], *, message_id: str, cache: CacheUse, service_tier: str) -> dict[str, Any]:
-    """A complete Message for `params`; the same params always give the same text and token counts."""
+def build_message(
+    params: dict[str, Any], *, message_id: str, cache: CacheUse, service_tier: str, batch: bool = False
+) -> dict[str, Any]:
+    """A complete Message for `params`; the same params always give the same text and token counts. With a
+    response schema the text is JSON generated from it (a `batch` item may be asked by marker not to conform)."""
     model: str = params["model"]
     texts = user_texts(params)
     last_user = texts[-1] if texts else ""
-    text = f"Emulated reply from {model} to: {last_user[:80]}"
+    schema = response_schema(params)
+    if schema is not None:
+        text = answer(schema, last_user, batch=batch)
+    else:
+        text = f"Emulated reply from {model} to: {last_user[:80]}"
     stop_reason = "end_turn"
     stop_sequence: str | None = None
     for stop in params.get("stop_sequences") or []:

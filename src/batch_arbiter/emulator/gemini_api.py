@@ -433,7 +433,9 @@ class GeminiApi:
         if item.final == "succeeded":
             # Position in the job names an item without a key; either way every download agrees.
             response_id = derived_id(job.id, item.key or str(job.items.index(item)))
-            entry["response"] = build_response(job.model, item.request, response_id=response_id, cached=item.cached)
+            entry["response"] = build_response(
+                job.model, item.request, response_id=response_id, cached=item.cached, batch=True
+            )
         else:
             entry["error"] = item.error
         if item.metadata is not None:

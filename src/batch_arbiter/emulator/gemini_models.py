@@ -17,6 +17,7 @@ from typing import Any
 
 from .anthropic_messages import BATCH_MARKER, SYNC_ERROR_MARKER, tokens_for
 from .routing import HttpError
+from .structured import answer, gemini_schema_problem
 
 # Steer a whole job, or the Flex tier, from a prompt (the batch and sync markers are shared with Anthropic).
 JOB_FAILED_MARKER = "[[emulator:job-failed]]"
@@ -172,6 +173,18 @@ def validate_request(body: Any, where: str = "") -> dict[str, Any]:
         max_tokens = config.get("maxOutputTokens")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise invalid(f"{where}generation_config.max_output_tokens must be a positive integer")
+        schema = config.get("responseJsonSchema")
+        if schema is not None:
+            if config.get("responseSchema") is not None:
+                raise invalid(f"{where}generation_config: response_schema and response_json_schema cannot both be set")
+            if config.get("responseMimeType") != "application/json":
+                raise invalid(
+                    f"{where}generation_config.response_mime_type: must be application/json when "
+                    "response_json_schema is set"
+                )
+            problem = gemini_schema_problem(schema)
+            if problem is not None:
+                raise invalid(f"{where}generation_config.{problem}")
         thinking = config.get("thinkingConfig")
         if thinking is not None:
             if not isinstance(thinking, dict):
@@ -300,13 +313,20 @@ class ImplicitCache:
         return tokens if hit else 0
 
 
-def build_response(model: GeminiModel, request: dict[str, Any], *, response_id: str, cached: int) -> dict[str, Any]:
-    """A GenerateContentResponse; the same request always gives the same text and token counts."""
+def build_response(
+    model: GeminiModel, request: dict[str, Any], *, response_id: str, cached: int, batch: bool = False
+) -> dict[str, Any]:
+    """A GenerateContentResponse; the same request always gives the same text and token counts. With a
+    response schema the text is JSON generated from it (a `batch` item may be asked by marker not to conform)."""
     texts = user_texts(request)
     last_user = texts[-1] if texts else ""
-    text = f"Emulated reply from {model.id} to: {last_user[:80]}"
-    finish = "STOP"
     config = request.get("generationConfig") or {}
+    schema = config.get("responseJsonSchema")
+    if isinstance(schema, dict):
+        text = answer(schema, last_user, batch=batch)
+    else:
+        text = f"Emulated reply from {model.id} to: {last_user[:80]}"
+    finish = "STOP"
     for stop in config.get("stopSequences") or []:
         at = text.find(stop) if stop else -1
         if at >= 0:

@@ -109,6 +109,7 @@ def test_action_yml_outputs_and_runs() -> None:
         "model",
         "results-dir",
         "results-file",
+        "results-json",
         "succeeded",
         "failed",
         "input-tokens",

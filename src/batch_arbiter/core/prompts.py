@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from batch_arbiter.core.records import PromptRequest
+from batch_arbiter.core.structured import SchemaError, SchemaRules, check_schema, read_schema
 from batch_arbiter.errors import InputError
 
 CUSTOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -46,6 +47,8 @@ class _RequestObject(BaseModel):
     messages: list[_Message] | None = None
     system: str | None = None
     max_tokens: int | None = Field(default=None, gt=0)
+    # A workspace-relative path to a JSON Schema file, or the schema itself.
+    response_schema: str | dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _one_of_prompt_or_messages(self) -> _RequestObject:
@@ -74,10 +77,37 @@ class _RequestObject(BaseModel):
 @dataclass(frozen=True, slots=True)
 class ContentRules:
     """What the run's provider accepts in a message's content: `block_types` it takes (None: any typed
-    block, its API checks the rest)."""
+    block, its API checks the rest), and why its structured output would refuse a response schema."""
 
     provider: str
     block_types: frozenset[str] | None = None
+    schema_rules: SchemaRules | None = None
+
+
+class _Schemas:
+    """Response schemas of a run: the `response-schema` input for every request, a request's own path or
+    object instead. A file named by many requests is read and checked once, and shared."""
+
+    def __init__(self, workspace: Path, default: Mapping[str, Any] | None, rules: ContentRules | None) -> None:
+        self.workspace = workspace
+        self.default = default
+        self.rules = rules.schema_rules if rules is not None else None
+        self._files: dict[str, Mapping[str, Any]] = {}
+
+    def resolve(self, given: str | dict[str, Any] | None, where: str) -> Mapping[str, Any] | None:
+        if given is None:
+            return self.default
+        try:
+            if isinstance(given, str):
+                if given not in self._files:
+                    schema = read_schema(given, self.workspace, f"{where}: response_schema")
+                    check_schema(schema, f"{where}: response_schema {given}", self.rules)
+                    self._files[given] = schema
+                return self._files[given]
+            check_schema(given, f"{where}: response_schema", self.rules)
+            return given
+        except SchemaError as exc:
+            raise PromptError(str(exc)) from None
 
 
 def _block_problem(content: str | list[Any], rules: ContentRules | None) -> tuple[str, str] | None:
@@ -130,14 +160,20 @@ def expand(patterns: Iterable[str], workspace: Path) -> list[Path]:
 
 
 def load_requests(
-    files: Iterable[Path], workspace: Path, system: str | None = None, rules: ContentRules | None = None
+    files: Iterable[Path],
+    workspace: Path,
+    system: str | None = None,
+    rules: ContentRules | None = None,
+    response_schema: Mapping[str, Any] | None = None,
 ) -> list[PromptRequest]:
-    """Every request of `files`, in order, with `system` where a request names none; `rules` refuse
-    content blocks the provider cannot take (None checks only their shape).
+    """Every request of `files`, in order, with `system` and `response_schema` (already checked) where a
+    request names none; `rules` refuse content blocks and schemas the provider cannot take (None checks
+    only their shape).
 
     Raises PromptError when two requests share a `custom_id`: results are keyed by it.
     """
-    requests = list(_read_all(files, workspace.resolve(), system, rules))
+    schemas = _Schemas(workspace.resolve(), response_schema, rules)
+    requests = list(_read_all(files, workspace.resolve(), system, rules, schemas))
     seen: set[str] = set()
     for request in requests:
         if request.custom_id in seen:
@@ -156,7 +192,7 @@ def derive_custom_id(source: str) -> str:
 
 
 def _read_all(
-    files: Iterable[Path], root: Path, system: str | None, rules: ContentRules | None
+    files: Iterable[Path], root: Path, system: str | None, rules: ContentRules | None, schemas: _Schemas
 ) -> Iterator[PromptRequest]:
     derived: set[str] = set()
     for path in files:
@@ -172,7 +208,7 @@ def _read_all(
         except (OSError, UnicodeDecodeError) as exc:
             raise PromptError(f"cannot read prompt file {rel}: {exc}") from exc
         if suffix == ".json":
-            yield _from_object(_parse_json(text, rel), rel, system, derived, rules)
+            yield _from_object(_parse_json(text, rel), rel, system, derived, rules, schemas)
         elif suffix == ".jsonl":
             # Records end at \n only: U+2028 and the like may stand raw inside a JSON string.
             for lineno, line in enumerate(text.split("\n"), 1):
@@ -180,12 +216,12 @@ def _read_all(
                     raise PromptError(f"{rel}:{lineno}: the request is over {MAX_REQUEST_BYTES:,} bytes")
                 if line.strip():
                     where = f"{rel}:{lineno}"
-                    yield _from_object(_parse_json(line, where), where, system, derived, rules)
+                    yield _from_object(_parse_json(line, where), where, system, derived, rules, schemas)
         else:
             if not text.strip():
                 raise PromptError(f"prompt file {rel} is empty")
             custom_id = _unique(derive_custom_id(rel), rel, derived)
-            yield PromptRequest(custom_id, rel, text, system)
+            yield PromptRequest(custom_id, rel, text, system, response_schema=schemas.default)
 
 
 def _parse_json(text: str, where: str) -> Any:
@@ -198,7 +234,12 @@ def _parse_json(text: str, where: str) -> Any:
 
 
 def _from_object(
-    data: Any, source: str, system: str | None, derived: set[str], rules: ContentRules | None = None
+    data: Any,
+    source: str,
+    system: str | None,
+    derived: set[str],
+    rules: ContentRules | None = None,
+    schemas: _Schemas | None = None,
 ) -> PromptRequest:
     try:
         obj = _RequestObject.model_validate(data, context={"rules": rules})
@@ -213,7 +254,8 @@ def _from_object(
         assert obj.prompt is not None  # the validator admits exactly one of the two
         content = obj.prompt
     custom_id = obj.custom_id or _unique(derive_custom_id(source), source, derived)
-    return PromptRequest(custom_id, source, content, obj.system or system, obj.max_tokens)
+    schema = schemas.resolve(obj.response_schema, source) if schemas is not None else None
+    return PromptRequest(custom_id, source, content, obj.system or system, obj.max_tokens, schema)
 
 
 def _unique(candidate: str, source: str, derived: set[str]) -> str:

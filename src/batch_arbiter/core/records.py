@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -25,6 +26,14 @@ class Status(StrEnum):
     PENDING = "pending"
 
 
+class Validation(StrEnum):
+    """How an answer held to its response schema: at once, after one synchronous rerun, or not at all."""
+
+    VALID = "valid"
+    FIXED = "fixed"
+    INVALID = "invalid"
+
+
 class Via(StrEnum):
     """How a request was answered: inside a batch, or by a synchronous call (sync mode or the fallback)."""
 
@@ -43,6 +52,9 @@ class PromptRequest:
     content: str | tuple[dict[str, Any], ...]
     system: str | None = None
     max_tokens: int | None = None
+    # The JSON Schema every answer must follow (sent as the provider's structured output); one object
+    # shared by every request that uses it.
+    response_schema: Mapping[str, Any] | None = None
 
     @property
     def messages(self) -> tuple[dict[str, Any], ...]:
@@ -103,6 +115,9 @@ class Outcome:
     # The service tier the call ran on ("batch", "standard", "flex"); None lets the writer infer it from
     # how the request ran. A request answered on Flex is priced at the batch rate.
     tier: str | None = None
+    # With a response schema: the parsed answer (when it validated) and how it held to the schema.
+    json: Any = None
+    validation: Validation | None = None
 
 
 @dataclass(slots=True)
@@ -120,10 +135,15 @@ class RequestResult:
     sync_cost_usd: float
     error: str | None
     tier: str | None = None
+    json: Any = None
+    validation: Validation | None = None
+    # An earlier answer that did not match the schema (paid, and counted in usage and cost above).
+    first_answer: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The `results.jsonl` line: enums as their strings, costs rounded to 8 decimals."""
-        return {
+        """The `results.jsonl` line: enums as their strings, costs rounded to 8 decimals; `json`,
+        `validation` and `first_answer` only for a request with a response schema."""
+        line: dict[str, Any] = {
             "custom_id": self.custom_id,
             "source": self.source,
             "status": str(self.status),
@@ -136,6 +156,12 @@ class RequestResult:
             "error": self.error,
             "tier": self.tier,
         }
+        if self.validation is not None:
+            line["json"] = self.json
+            line["validation"] = str(self.validation)
+            if self.first_answer is not None:
+                line["first_answer"] = self.first_answer
+        return line
 
 
 def as_count(value: Any) -> int:

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
 
     prompt_files: Annotated[list[str], NoDecode] = Field(default_factory=list)
     system_prompt_file: str | None = None
+    response_schema: str | None = None
     provider: Provider = "anthropic"
     model: str | None = None
     effort: Effort | None = None

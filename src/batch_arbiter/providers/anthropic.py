@@ -17,6 +17,7 @@ from batch_arbiter.core.catalog import EFFORTS, ModelCaps
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
+from batch_arbiter.providers.schemas import wire_schema
 
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
 RETRY_AFTER_CAP_SECONDS = 30.0
@@ -90,7 +91,8 @@ class AnthropicProvider:
     # -- parameters ------------------------------------------------------------------------------
 
     def params(self, request: PromptRequest, spec: RunSpec, *, batch: bool) -> dict[str, Any]:
-        """The Messages parameters of one request; in a `batch` the system prompt is cached for an hour."""
+        """The Messages parameters of one request; in a `batch` the system prompt is cached for an hour. A
+        response schema goes in `output_config.format`."""
         params: dict[str, Any] = {
             "model": spec.model,
             "max_tokens": request.max_tokens or spec.max_tokens,
@@ -100,8 +102,14 @@ class AnthropicProvider:
             # Batches can take longer than the 5-minute cache TTL; the 1-hour TTL keeps hits likely.
             cache: dict[str, str] = {"type": "ephemeral", "ttl": "1h"} if batch else {"type": "ephemeral"}
             params["system"] = [{"type": "text", "text": request.system, "cache_control": cache}]
+        output_config: dict[str, Any] = {}
         if spec.effort:
-            params["output_config"] = {"effort": spec.effort}
+            output_config["effort"] = spec.effort
+        if request.response_schema is not None:
+            # On every call of the request, batch or sync: the grammar constrains the model's own text.
+            output_config["format"] = {"type": "json_schema", "schema": wire_schema(request.response_schema)}
+        if output_config:
+            params["output_config"] = output_config
         return params
 
     # -- discovery (free endpoints) --------------------------------------------------------------

@@ -20,11 +20,13 @@ from batch_arbiter.core.catalog import ModelCaps, base_model
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage, as_count
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError, Refused
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
+from batch_arbiter.providers.schemas import wire_schema
 
 # The API refuses inline batch bodies over 20 MB; the margin covers the envelope and the SDK's encoding.
 INLINE_LIMIT_BYTES = 19 * 1024 * 1024
 # Python's mimetypes does not know `.jsonl`; without an explicit type the SDK refuses the upload.
 JSONL_MIME_TYPE = "application/jsonl"
+JSON_MIME_TYPE = "application/json"
 # Flex answers within 1-15 minutes (best effort). It is tried first only when the time left also covers
 # a standard call after a Flex call that gave up.
 FLEX_LATENCY_SECONDS = 900.0
@@ -139,6 +141,9 @@ class GeminiProvider:
         thinking = self.thinking(spec)
         if thinking:
             generation["thinkingConfig"] = {_camel(k): v for k, v in thinking.items()}
+        if request.response_schema is not None:
+            generation["responseMimeType"] = JSON_MIME_TYPE
+            generation["responseJsonSchema"] = wire_schema(request.response_schema)
         body["generationConfig"] = generation
         return body
 
@@ -146,10 +151,14 @@ class GeminiProvider:
         """The generation config of one sync call (system instruction, output limit, thinking); `extra` adds
         fields such as the service tier."""
         thinking = self.thinking(spec)
+        schema = request.response_schema
         return types.GenerateContentConfig(
             system_instruction=request.system or None,
             max_output_tokens=request.max_tokens or spec.max_tokens,
             thinking_config=types.ThinkingConfig(**thinking) if thinking else None,
+            # On every call of the request, inline batch or sync, as in `wire_request` for a batch file.
+            response_mime_type=JSON_MIME_TYPE if schema is not None else None,
+            response_json_schema=wire_schema(schema) if schema is not None else None,
             **extra,
         )
 

@@ -14,8 +14,10 @@ from typing import cast
 
 from batch_arbiter.core.pricing import PriceRules, PriceTable
 from batch_arbiter.core.prompts import ContentRules
+from batch_arbiter.core.structured import SchemaRules
 from batch_arbiter.errors import InputError
 from batch_arbiter.providers.base import Provider, ProviderConfig
+from batch_arbiter.providers.schemas import anthropic_schema_problem, gemini_schema_problem
 
 __all__ = [
     "REGISTRY",
@@ -47,11 +49,13 @@ class ProviderInfo:
     block_types: frozenset[str] | None
     # "module:Class" of the adapter, imported on first use.
     adapter: str
+    # Why the provider's structured output cannot take a response schema (None: it can).
+    schema_rules: SchemaRules | None = None
 
     @property
     def content_rules(self) -> ContentRules:
         """What a prompt file may hold for this provider."""
-        return ContentRules(self.name, self.block_types)
+        return ContentRules(self.name, self.block_types, self.schema_rules)
 
     def owns(self, model: str) -> bool:
         """Whether `model` is one of this provider's ids."""
@@ -69,6 +73,7 @@ REGISTRY: Mapping[str, ProviderInfo] = {
         price_rules=PriceRules("claude-", cache_write_1h_multiplier=2.0, batch_discounts_cache_reads=True),
         block_types=None,
         adapter="batch_arbiter.providers.anthropic:AnthropicProvider",
+        schema_rules=anthropic_schema_problem,
     ),
     "gemini": ProviderInfo(
         name="gemini",
@@ -81,6 +86,7 @@ REGISTRY: Mapping[str, ProviderInfo] = {
         # The adapter builds Gemini parts from text blocks only.
         block_types=frozenset({"text"}),
         adapter="batch_arbiter.providers.gemini:GeminiProvider",
+        schema_rules=gemini_schema_problem,
     ),
 }
 

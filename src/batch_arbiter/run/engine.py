@@ -11,8 +11,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
-from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Via
+from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Validation, Via
+from batch_arbiter.core.structured import Validators
 from batch_arbiter.errors import AuthError, BatchArbiterError, Cancelled, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
 from batch_arbiter.run.results import ResultWriter, Totals
@@ -132,6 +134,11 @@ class Engine:
         # Shared with the provider's `on_event`, so what it did on its own is in the run's report too.
         self.events: list[str] = [] if events is None else events
         self._sources: dict[str, str] = {}
+        # Response schemas by custom_id, and the first answer of each request that did not match its
+        # schema: it reruns synchronously once, and its line keeps that first (paid) answer.
+        self._schemas: dict[str, Any] = {}
+        self._validators = Validators()
+        self._invalid: dict[str, tuple[Outcome, Via]] = {}
         self._members: dict[str, set[str] | None] = {}
         self._unfinished: set[str] = set()
         # Batches that ended but whose results could not be read, and batches that stopped answering.
@@ -146,6 +153,7 @@ class Engine:
 
     def run_sync(self, requests: Sequence[PromptRequest]) -> RunResult:
         """Run every request synchronously on the fastest tier; nothing is submitted as a batch."""
+        self._schemas = {r.custom_id: r.response_schema for r in requests if r.response_schema is not None}
         # Sync mode is chosen for latency: no provider should trade speed for price here.
         self._fallback(requests, patient=False)
         return self._finish("sync", [])
@@ -156,6 +164,7 @@ class Engine:
         Batches still running at the deadline are canceled, or with `on-timeout: leave` their requests stay pending.
         """
         self._sources = {r.custom_id: r.source for r in requests}
+        self._schemas = {r.custom_id: r.response_schema for r in requests if r.response_schema is not None}
         if batch_ids:
             self.state.collecting(list(batch_ids), [r.custom_id for r in requests])
             self.log(f"Collecting {', '.join(batch_ids)}")
@@ -390,6 +399,7 @@ class Engine:
         succeeded: set[str] = set()
         foreign: set[str] = set()
         foreign_succeeded: set[str] = set()
+        invalid: set[str] = set()
         expected = (counts or {}).get("succeeded", 0)
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
@@ -404,7 +414,14 @@ class Engine:
                         succeeded.add(cid)
                     if cid in self.writer.written:
                         continue  # a retried download repeats what the first one gave
-                    if outcome.status is Status.SUCCEEDED:
+                    outcome = self._check(outcome)
+                    if outcome.validation is Validation.INVALID:
+                        # Paid, but not what the next step can use: kept in memory (the batch still holds
+                        # it for a later collect) and rerun synchronously once.
+                        self._invalid[cid] = (outcome, Via.BATCH)
+                        invalid.add(cid)
+                        self._unfinished.add(cid)
+                    elif outcome.status is Status.SUCCEEDED:
                         self.writer.write(outcome, self._sources[cid], Via.BATCH)
                     else:
                         unfinished[cid] = outcome.status
@@ -430,9 +447,12 @@ class Engine:
             self._event(f"batch {batch_id}: ignored {len(foreign)} results for requests this run did not submit")
         counts = Counter(unfinished.values())
         parts = [f"{counts[s]} {s}" for s in Status if counts[s]]
+        parts += [f"{len(invalid)} not matching the response schema"] if invalid else []
         members = self._members.get(batch_id)
         if members is not None and batch_id not in self._undownloaded:
-            missing = sum(1 for cid in members if cid not in self.writer.written and cid not in unfinished)
+            missing = sum(
+                1 for cid in members if cid not in self.writer.written and cid not in unfinished and cid not in invalid
+            )
             parts += [f"{missing} without a result"] if missing else []
         if parts:
             self._event(f"batch {batch_id}: {', '.join(parts)}; rerunning them synchronously")
@@ -477,8 +497,26 @@ class Engine:
         pool.shutdown()
 
     def _write_sync(self, request: PromptRequest, outcome: Outcome) -> None:
-        self.writer.write(outcome, request.source, Via.SYNC)
+        first = self._invalid.get(request.custom_id)
+        if first is not None and outcome.validation is None:
+            # The rerun failed outright: the request's only answer is the one that did not match.
+            outcome.validation = Validation.INVALID
+        self.writer.write(outcome, request.source, Via.SYNC, first=first)
         self.writer.flush()
+
+    def _check(self, outcome: Outcome) -> Outcome:
+        """Hold a succeeded answer to its request's schema: parsed into `json`, or errored with where and why
+        it does not match. A valid answer after an invalid one is `fixed`."""
+        schema = self._schemas.get(outcome.custom_id)
+        if schema is None or outcome.status is not Status.SUCCEEDED:
+            return outcome
+        checked = self._validators.check(outcome.text, schema)
+        if checked.valid:
+            outcome.json = checked.value
+            outcome.validation = Validation.FIXED if outcome.custom_id in self._invalid else Validation.VALID
+        else:
+            outcome.status, outcome.error, outcome.validation = Status.ERRORED, checked.error, Validation.INVALID
+        return outcome
 
     def _keep_arrived(self, running: dict[Future[Outcome], PromptRequest]) -> None:
         """On a cancel: calls not started are dropped; answers already arrived, or arriving within a
@@ -497,7 +535,12 @@ class Engine:
         # A fallback may use the time left before the deadline (Gemini then tries its half-price Flex tier).
         remaining = max(0.0, self.deadline - self.clock()) if patient else None
         try:
-            return self.provider.run_sync(request, self.spec, deadline_remaining=remaining)
+            outcome = self._check(self.provider.run_sync(request, self.spec, deadline_remaining=remaining))
+            if outcome.validation is Validation.INVALID and request.custom_id not in self._invalid:
+                # The provider's guarantee has gaps (refusals, cut-off answers): one more synchronous try.
+                self._invalid[request.custom_id] = (outcome, Via.SYNC)
+                outcome = self._check(self.provider.run_sync(request, self.spec, deadline_remaining=None))
+            return outcome
         except AuthError:
             raise
         except Exception as exc:  # one bad request must not lose the others' results

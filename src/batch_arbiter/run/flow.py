@@ -17,7 +17,7 @@ from batch_arbiter.run.carry import carry_settled, set_aside
 from batch_arbiter.run.engine import Engine, RunResult, StateNotSaved
 from batch_arbiter.run.prepare import Prepared, prepare
 from batch_arbiter.run.report import RunContext, outputs, plan_summary, summary
-from batch_arbiter.run.results import RESULTS_FILE, ResultWriter
+from batch_arbiter.run.results import RESULTS_FILE, RESULTS_JSON_FILE, ResultWriter, write_results_json
 from batch_arbiter.run.spend_log import log_run
 from batch_arbiter.run.state import STATE_FILE, RunState
 
@@ -146,6 +146,8 @@ def run(p: Prepared, console: Console) -> int:
         console.error(str(exc), title="batch-arbiter: state not saved")
         return EXIT_INCOMPLETE
     writer.close()
+    if ctx.results_json is not None:
+        write_results_json(p.out_dir, p.requests)
     console.set_outputs(outputs(ctx, result))
     console.write_summary(summary(ctx, result))
     # The metrics log counts spend once: results carried over from an earlier run were logged by it.
@@ -217,6 +219,8 @@ def _cancelled(
         if request.custom_id not in writer.written:
             writer.write(Outcome(request.custom_id, status, error=note), request.source, via)
     writer.close()
+    if any(r.response_schema is not None for r in p.requests):
+        write_results_json(p.out_dir, p.requests)
     where = (
         f" Batch {state.batch_id} stays with the provider; collect it with `batch-id: {state.batch_id}`"
         f" or by re-running with {(p.out_dir / STATE_FILE).relative_to(p.workspace)} present."
@@ -258,4 +262,5 @@ def context(p: Prepared) -> RunContext:
         upgrade=p.upgrade,
         notes=tuple(p.notes),
         workspace=p.workspace,
+        results_json=p.out_dir / RESULTS_JSON_FILE if any(r.response_schema is not None for r in p.requests) else None,
     )

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from batch_arbiter.core import prompts
 from batch_arbiter.core.catalog import clamp_effort, highest_effort, offline_caps
@@ -16,6 +17,7 @@ from batch_arbiter.core.policy import Decision, Upgrade, decide, load_policy, up
 from batch_arbiter.core.pricing import PriceTable
 from batch_arbiter.core.records import PromptRequest
 from batch_arbiter.core.settings import Settings
+from batch_arbiter.core.structured import SchemaError, check_schema, read_schema
 from batch_arbiter.errors import InputError, ProviderError
 from batch_arbiter.providers import Provider, ProviderConfig, RunSpec, make_provider
 from batch_arbiter.providers.registry import ProviderInfo, api_key_from, info, price_table
@@ -83,6 +85,19 @@ def _system_prompt(settings: Settings, workspace: Path) -> str | None:
         raise InputError(f"cannot read system prompt file {settings.system_prompt_file}: {why}") from None
 
 
+def _response_schema(settings: Settings, workspace: Path, vendor: ProviderInfo) -> dict[str, Any] | None:
+    """The `response-schema` file, read and checked (JSON Schema, and what the provider takes), or None."""
+    if not settings.response_schema:
+        return None
+    inside(workspace, settings.response_schema, "response-schema")
+    try:
+        schema = read_schema(settings.response_schema, workspace, "input `response-schema`")
+        check_schema(schema, f"input `response-schema` ({settings.response_schema})", vendor.schema_rules)
+    except SchemaError as exc:
+        raise InputError(str(exc), input="response-schema") from None
+    return schema
+
+
 def inside(workspace: Path, value: str | None, name: str) -> Path | None:
     """A path input, resolved inside the workspace (symlinks included) or refused."""
     if not value:
@@ -111,8 +126,9 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     out_dir = inside(workspace, settings.output_dir, "output-dir") or workspace / "batch-results"
     inside(workspace, settings.metrics_file, "metrics-file")
     system = _system_prompt(settings, workspace)
+    schema = _response_schema(settings, workspace, vendor)
     files = prompts.expand(settings.prompt_files, workspace)
-    requests = prompts.load_requests(files, workspace, system, vendor.content_rules)
+    requests = prompts.load_requests(files, workspace, system, vendor.content_rules, schema)
 
     today = datetime.now(UTC).date()
     model, upgrade, notes = requested_model, None, []

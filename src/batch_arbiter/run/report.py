@@ -33,6 +33,8 @@ class RunContext:
     # Outputs name paths relative to the workspace: a container's /github/workspace is not the path the
     # job's later steps see on the runner.
     workspace: Path | None = None
+    # results.json, when the run has a response schema.
+    results_json: Path | None = None
 
     def shown(self, path: Path) -> str:
         """`path` as the job's later steps see it: relative to the workspace when inside it."""
@@ -52,6 +54,7 @@ def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
         "model": ctx.model,
         "results-dir": ctx.shown(ctx.results_dir),
         "results-file": ctx.shown(ctx.results_file),
+        "results-json": ctx.shown(ctx.results_json) if ctx.results_json is not None else "",
         "succeeded": str(t.succeeded),
         "failed": str(t.failed),
         "input-tokens": str(u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens),
@@ -88,6 +91,7 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         f"| Requests | {t.requests}: {t.succeeded} succeeded, {t.failed} failed"
         + (f", {t.statuses[Status.PENDING]} pending" if t.statuses[Status.PENDING] else "")
         + f" ({via}) |",
+        *_structured(ctx, run),
         f"| Tokens | {u.input_tokens:,} input, {u.cache_read_tokens:,} cache read, "
         f"{u.cache_creation_tokens:,} cache write, {u.output_tokens:,} output |",
         f"| Cost | ${t.cost_usd:,.4f} |",
@@ -112,6 +116,17 @@ def summary(ctx: RunContext, run: RunResult) -> str:
     if run.status == "pending" and run.batch_id:
         lines += ["", f"Collect it later with {code('batch-id: ' + run.batch_id)}."]
     return "\n".join(lines) + "\n"
+
+
+def _structured(ctx: RunContext, run: RunResult) -> list[str]:
+    """The summary row counting answers held to the response schema, when the run has one."""
+    if ctx.results_json is None:
+        return []
+    v = run.totals.validation
+    return [
+        f"| Structured results | {v['valid']} valid, {v['fixed']} invalid then fixed by a rerun, "
+        f"{v['invalid']} invalid ({code(ctx.shown(ctx.results_json))}) |"
+    ]
 
 
 def _routing(ctx: RunContext) -> list[str]:

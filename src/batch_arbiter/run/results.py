@@ -13,10 +13,12 @@ from typing import IO, Any
 
 from batch_arbiter.core.pricing import PriceTable, PricingError, savings_percent
 from batch_arbiter.core.prompts import CUSTOM_ID_PATTERN
-from batch_arbiter.core.records import Outcome, RequestResult, Status, Usage, Via
+from batch_arbiter.core.records import Outcome, PromptRequest, RequestResult, Status, Usage, Validation, Via
 from batch_arbiter.files import open_own, write_own
 
 RESULTS_FILE = "results.jsonl"
+# The structured results of a run with a response schema, one array for a following step.
+RESULTS_JSON_FILE = "results.json"
 MAX_QUEUED_ANSWERS = 256
 
 
@@ -33,6 +35,8 @@ class Totals:
     cost_usd: float = 0.0
     sync_cost_usd: float = 0.0
     unpriced_models: set[str] = field(default_factory=set)
+    # Answers held to a response schema: valid, fixed (invalid, then valid on the rerun), invalid.
+    validation: Counter[str] = field(default_factory=Counter)
 
     @property
     def requests(self) -> int:
@@ -72,6 +76,8 @@ class Totals:
         self.usage.add(usage if usage is not None else Usage(**record["usage"]))
         self.cost_usd += record["cost_usd"]
         self.sync_cost_usd += record["sync_cost_usd"]
+        if record.get("validation"):
+            self.validation[record["validation"]] += 1
 
     def minus(self, other: Totals) -> Totals:
         """What this run added on top of `other` (results an earlier run already paid for)."""
@@ -85,6 +91,7 @@ class Totals:
             self.cost_usd - other.cost_usd,
             self.sync_cost_usd - other.sync_cost_usd,
             set(self.unpriced_models),
+            self.validation - other.validation,
         )
 
 
@@ -110,8 +117,12 @@ class ResultWriter:
         out_dir.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] = open_own(self.path)
 
-    def write(self, outcome: Outcome, source: str, via: Via) -> RequestResult:
-        """Price one outcome, append its results line and, if it succeeded, its answer file.
+    def write(
+        self, outcome: Outcome, source: str, via: Via, *, first: tuple[Outcome, Via] | None = None
+    ) -> RequestResult:
+        """Price one outcome, append its results line and, if it succeeded, its answer file (and, with a
+        response schema, `<custom_id>.json`). `first`: an earlier answer of the request that did not match
+        its schema, paid for too, so its usage and cost are added to the line and it is kept there.
 
         Raises ValueError for a `custom_id` already written: no request is counted or paid for twice.
         """
@@ -120,18 +131,49 @@ class ResultWriter:
         model = outcome.model or self._model
         tier = outcome.tier or _default_tier(outcome.status, via)
         cost, sync_cost = self._price(model, outcome.usage, via is Via.BATCH or tier == "flex")
+        usage, first_answer = outcome.usage, None
+        if first is not None:
+            earlier, earlier_via = first
+            earlier_tier = earlier.tier or _default_tier(earlier.status, earlier_via)
+            earlier_model = earlier.model or self._model
+            cost_1, sync_cost_1 = self._price(
+                earlier_model, earlier.usage, earlier_via is Via.BATCH or earlier_tier == "flex"
+            )
+            cost, sync_cost = cost + cost_1, sync_cost + sync_cost_1
+            usage = replace(usage)
+            usage.add(earlier.usage)
+            first_answer = {
+                "via": str(earlier_via),
+                "tier": earlier_tier,
+                "model": earlier_model,
+                "error": None if earlier.error is None else self._redact(earlier.error),
+                "text": None if earlier.text is None else self._redact(earlier.text),
+                "usage": earlier.usage.as_dict(),
+                "cost_usd": round(cost_1, 8),
+            }
+        text = None if outcome.text is None else self._redact(outcome.text)
+        value = outcome.json
+        if text is not None and text != outcome.text and outcome.validation in (Validation.VALID, Validation.FIXED):
+            # A secret the answer echoed is redacted in `json` too: it is read from the redacted text.
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
         result = RequestResult(
             custom_id=outcome.custom_id,
             source=source,
             status=outcome.status,
             via=via,
             model=model,
-            text=None if outcome.text is None else self._redact(outcome.text),
-            usage=outcome.usage,
+            text=text,
+            usage=usage,
             cost_usd=cost,
             sync_cost_usd=sync_cost,
             error=None if outcome.error is None else self._redact(outcome.error),
             tier=tier,
+            json=value,
+            validation=outcome.validation,
+            first_answer=first_answer,
         )
         # The line and the totals first: an interruption below must never write this request again.
         self._append(result.as_dict(), result.usage)
@@ -142,6 +184,10 @@ class ResultWriter:
         ):
             # Only API-valid ids ([A-Za-z0-9_-]{1,64}) name files: nothing can write outside out_dir.
             self._write_answer(self.out_dir / f"{outcome.custom_id}.md", result.text)
+            if result.validation in (Validation.VALID, Validation.FIXED):
+                self._write_answer(
+                    self.out_dir / f"{outcome.custom_id}.json", json.dumps(value, ensure_ascii=False, indent=2) + "\n"
+                )
         return result
 
     def carry(self, record: dict[str, Any]) -> None:
@@ -198,3 +244,28 @@ def _default_tier(status: Status, via: Via) -> str | None:
     if status is Status.PENDING:
         return None
     return "batch" if via is Via.BATCH else "standard"
+
+
+def write_results_json(out_dir: Path, requests: list[PromptRequest]) -> Path:
+    """`results.json`: every request, in the order given, as {custom_id, source, status, json} from the
+    final `results.jsonl` (carried lines included); `json` is null where no answer matched its schema."""
+    order = {r.custom_id: i for i, r in enumerate(requests)}
+    rows: list[dict[str, Any] | None] = [None] * len(requests)
+    with (out_dir / RESULTS_FILE).open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            at = order.get(record.get("custom_id"))
+            if at is not None:
+                rows[at] = {
+                    "custom_id": record["custom_id"],
+                    "source": record.get("source"),
+                    "status": record.get("status"),
+                    "json": record.get("json"),
+                }
+    path = out_dir / RESULTS_JSON_FILE
+    body = json.dumps([row for row in rows if row is not None], ensure_ascii=False, indent=2)
+    write_own(path, body + "\n")
+    return path

@@ -286,3 +286,17 @@ def test_no_schema_no_structured_results(tmp_path: Path, emulator: Emulator, pro
     assert not (ws / "batch-results" / "results.json").exists()
     assert "json" not in run.results[0] and "Structured results" not in run.summary
     assert sent_schemas(p, emulator, p.create) == [None]
+
+
+def test_demo_structured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from batch_arbiter.cli import main
+
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--structured"]) == 0
+    out = capsys.readouterr().out
+    assert "5 valid, 1 invalid then fixed by a rerun, 0 invalid" in out
+    results = tmp_path / "demo" / "batch-results"
+    rows = json.loads((results / "results.json").read_text(encoding="utf-8"))
+    assert len(rows) == 6 and all(r["status"] == "succeeded" for r in rows)
+    schema = json.loads((tmp_path / "demo" / "prompts" / "ideas.schema.json").read_text(encoding="utf-8"))
+    for row in rows:
+        jsonschema.validate(row["json"], schema)

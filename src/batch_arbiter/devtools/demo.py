@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -25,13 +26,41 @@ JSONL = (
 
 
 DEMO_MODELS = {"anthropic": "claude-opus-5-5", "gemini": "gemini-4-argon"}
+# `--structured`: every answer follows this schema; one prompt's batch answer does not, and its rerun fixes it.
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {
+        "ideas": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string"},
+                    "problem": {"type": "string"},
+                    "proposal": {"type": "string"},
+                    "effort": {"type": "string", "enum": ["S", "M", "L"]},
+                },
+                "required": ["title", "problem", "proposal", "effort"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["ideas"],
+    "additionalProperties": False,
+}
+SCHEMA_FILE = "prompts/ideas.schema.json"
 
 
-def write_workspace(root: Path) -> None:
+def write_workspace(root: Path, structured: bool = False) -> None:
     for rel, text in IDEAS.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
+        if structured and rel.endswith("docs.md"):
+            text += " [[emulator:schema-invalid-batch]]"
         path.write_text(text + "\n", encoding="utf-8")
+    if structured:
+        (root / SCHEMA_FILE).write_text(json.dumps(SCHEMA, indent=2) + "\n", encoding="utf-8")
     (root / "prompts/ideation/more.jsonl").write_text(JSONL, encoding="utf-8")
     (root / "prompts/system.md").write_text(SYSTEM_PROMPT, encoding="utf-8")
 
@@ -41,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default="demo-workspace", help="workspace to create (default: %(default)s)")
     parser.add_argument("--provider", choices=sorted(DEMO_MODELS), default="anthropic")
     parser.add_argument("--model", default=None, help="default: claude-opus-5-5 or gemini-4-argon")
+    parser.add_argument(
+        "--structured", action="store_true", help=f"answers follow {SCHEMA_FILE}; results.json for a next step"
+    )
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -51,7 +83,8 @@ def demo(args: argparse.Namespace) -> int:
     from batch_arbiter.run.flow import execute
 
     root = Path(args.dir).resolve()
-    write_workspace(root)
+    structured = bool(getattr(args, "structured", False))
+    write_workspace(root, structured)
     print(
         f"Demo workspace: {root}\n"
         "Two prompts carry emulator markers: one errors and one expires in the batch, so the run\n"
@@ -60,6 +93,12 @@ def demo(args: argparse.Namespace) -> int:
             "\nOn Gemini the deadline leaves room for the Flex tier, so the fallback runs at half price too.\n"
             if args.provider == "gemini"
             else "\n"
+        )
+        + (
+            f"Every answer follows {SCHEMA_FILE}; the docs prompt's batch answer does not, so it reruns\n"
+            "synchronously and is fixed. results.json holds the validated answers for a next step.\n"
+            if structured
+            else ""
         )
     )
     with Emulator(EmulatorConfig(processing_seconds=0.5)) as emulator:
@@ -78,7 +117,10 @@ def demo(args: argparse.Namespace) -> int:
             output_dir="batch-results",
             api_key="demo-key-not-secret",
             base_url=emulator.base_url,
+            response_schema=SCHEMA_FILE if structured else None,
         )
         code = execute(settings, runner)
     print(f"\nResults: {root / 'batch-results' / 'results.jsonl'} (exit code {code})")
+    if structured:
+        print(f"Structured results: {root / 'batch-results' / 'results.json'}")
     return code

@@ -300,3 +300,27 @@ def test_demo_structured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     schema = json.loads((tmp_path / "demo" / "prompts" / "ideas.schema.json").read_text(encoding="utf-8"))
     for row in rows:
         jsonschema.validate(row["json"], schema)
+
+
+def test_gemini_batch_sent_as_a_file_carries_the_schema(tmp_path: Path, emulator: Emulator) -> None:
+    emulator.config.gemini_inline_limit_bytes = 2048
+    prompts = {f"prompts/long-{n}.md": f"Long signal {n}: " + "evidence " * 100 for n in range(3)}
+    prompts["prompts/bad.md"] = "Ideas. [[emulator:schema-invalid-batch]]"
+    ws = workspace(tmp_path, prompts)
+    run = PROVIDERS["gemini"].run(
+        ws, emulator, prompt_files="prompts/*.md", response_schema=SCHEMA_FILE, mode="batch", timeout_minutes=10
+    )
+    assert run.code == 0, run.log
+    create = emulator.calls("gemini_create")[-1]
+    lines = [
+        json.loads(line)
+        for line in emulator.gemini.file(create.body["batch"]["inputConfig"]["fileName"]).data.splitlines()
+    ]
+    bare = {k: v for k, v in IDEAS_SCHEMA.items() if k != "$schema"}
+    for line in lines:
+        config = line["request"]["generationConfig"]
+        assert (config["responseMimeType"], config["responseJsonSchema"]) == ("application/json", bare)
+    assert {r["custom_id"]: r["validation"] for r in run.results} == {
+        **{f"prompts_long-{n}_md": "valid" for n in range(3)},
+        "prompts_bad_md": "fixed",
+    }

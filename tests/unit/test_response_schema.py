@@ -132,3 +132,9 @@ def test_prompt_files_carry_their_schemas(tmp_path: Path) -> None:
     (tmp_path / "c.jsonl").write_text(json.dumps({"prompt": "x", "response_schema": {"type": "object"}}) + "\n")
     with pytest.raises(prompts.PromptError, match=r"c\.jsonl:1: response_schema: response schema at \$: an object"):
         prompts.load_requests(prompts.expand(["c.jsonl"], tmp_path), tmp_path, None, rules)
+
+
+def test_a_long_offending_value_is_cut_in_the_message() -> None:
+    error = Validators().check(json.dumps("x" * 5000), {"type": "integer"}).error or ""
+    assert error.startswith("the answer does not match the schema: at $: 'xxx") and error.endswith("…")
+    assert len(error) < 400

@@ -14,6 +14,8 @@ from batch_arbiter.errors import InputError
 
 # A schema file is a few KB; anything near this is a mistake (a results file given by accident).
 MAX_SCHEMA_BYTES = 1024 * 1024
+# A validation message quotes the offending value; past this it is cut (the answer is on the line anyway).
+MAX_MESSAGE_CHARS = 300
 
 # What a provider says of a schema it cannot take: None, or the reason (with the place in the schema).
 SchemaRules = Callable[[Mapping[str, Any]], str | None]
@@ -127,5 +129,7 @@ class Validators:
 
 
 def _describe(error: Any) -> str:
-    """`at $.ideas[0].effort: 'huge' is not one of ['S', 'M', 'L']`: the place, then the reason."""
-    return f"at {error.json_path}: {error.message}"
+    """`at $.ideas[0].effort: 'huge' is not one of ['S', 'M', 'L']`: the place, then the reason (cut short:
+    jsonschema quotes the offending value, which may be the whole answer)."""
+    message = error.message if len(error.message) <= MAX_MESSAGE_CHARS else error.message[:MAX_MESSAGE_CHARS] + "…"
+    return f"at {error.json_path}: {message}"

@@ -219,7 +219,7 @@ def _cancelled(
         if request.custom_id not in writer.written:
             writer.write(Outcome(request.custom_id, status, error=note), request.source, via)
     writer.close()
-    if any(r.response_schema is not None for r in p.requests):
+    if ctx.results_json is not None:
         write_results_json(p.out_dir, p.requests)
     where = (
         f" Batch {state.batch_id} stays with the provider; collect it with `batch-id: {state.batch_id}`"
@@ -233,6 +233,7 @@ def _cancelled(
             "status": "pending" if status is Status.PENDING else "failed",
             "batch-id": state.batch_id or "",
             "results-file": writer.path.relative_to(p.workspace).as_posix(),
+            "results-json": ctx.shown(ctx.results_json) if ctx.results_json is not None else "",
         }
     )
     # What the run spent before it was stopped (sync calls, results already collected) is logged too.

@@ -324,3 +324,25 @@ def test_gemini_batch_sent_as_a_file_carries_the_schema(tmp_path: Path, emulator
         **{f"prompts_long-{n}_md": "valid" for n in range(3)},
         "prompts_bad_md": "fixed",
     }
+
+
+def test_left_then_collected_later_is_validated_at_collect(
+    tmp_path: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
+    p = provider
+    emulator.config.processing_seconds = 1.0
+    ws = workspace(tmp_path, {"prompts/ok.md": "Ideas.", "prompts/bad.md": "Ideas. [[emulator:schema-invalid-batch]]"})
+    inputs: dict[str, Any] = {"prompt_files": "prompts/*.md", "response_schema": SCHEMA_FILE, "mode": "batch"}
+    first = p.run(ws, emulator, **inputs, timeout_minutes=0.002, on_timeout="leave")
+    assert first.code == 0 and first.outputs["status"] == "pending", first.log
+    # Nothing answered yet: every row is pending, none has a value the next step could take.
+    assert [(r["status"], r["json"]) for r in results_json(first)] == [("pending", None), ("pending", None)]
+    second = p.run(ws, emulator, **inputs, batch_id=first.outputs["batch-id"], poll_interval=0.2, timeout_minutes=10)
+    assert second.code == 0, second.log
+    assert len(emulator.calls(p.create)) == 1
+    assert {r["custom_id"]: r["validation"] for r in second.results} == {
+        "prompts_ok_md": "valid",
+        "prompts_bad_md": "fixed",
+    }
+    for row in results_json(second):
+        jsonschema.validate(row["json"], IDEAS_SCHEMA)

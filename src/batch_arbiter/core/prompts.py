@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from batch_arbiter.core.records import PromptRequest
 from batch_arbiter.core.structured import SchemaError, SchemaRules, check_schema, read_schema
+from batch_arbiter.core.tools import tools_from_request
 from batch_arbiter.errors import InputError
 
 CUSTOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -49,6 +50,8 @@ class _RequestObject(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
     # A workspace-relative path to a JSON Schema file, or the schema itself.
     response_schema: str | dict[str, Any] | None = None
+    # Agent tool names (a list, or one string as the `tools` input takes them); checked in _from_object.
+    tools: list[str] | str | None = None
 
     @model_validator(mode="after")
     def _one_of_prompt_or_messages(self) -> _RequestObject:
@@ -165,15 +168,17 @@ def load_requests(
     system: str | None = None,
     rules: ContentRules | None = None,
     response_schema: Mapping[str, Any] | None = None,
+    tools: tuple[str, ...] = (),
 ) -> list[PromptRequest]:
-    """Every request of `files`, in order, with `system` and `response_schema` (already checked) where a
-    request names none; `rules` refuse content blocks and schemas the provider cannot take (None checks
-    only their shape).
+    """Every request of `files`, in order, with `system`, `response_schema` (already checked) and `tools`
+    where a request names none; `rules` refuse content blocks and schemas the provider cannot take (None
+    checks only their shape).
 
-    Raises PromptError when two requests share a `custom_id`: results are keyed by it.
+    Raises PromptError when two requests share a `custom_id` (results are keyed by it), or when a
+    request names a tool the catalogue does not know.
     """
     schemas = _Schemas(workspace.resolve(), response_schema, rules)
-    requests = list(_read_all(files, workspace.resolve(), system, rules, schemas))
+    requests = list(_read_all(files, workspace.resolve(), system, rules, schemas, tools))
     seen: set[str] = set()
     for request in requests:
         if request.custom_id in seen:
@@ -192,7 +197,12 @@ def derive_custom_id(source: str) -> str:
 
 
 def _read_all(
-    files: Iterable[Path], root: Path, system: str | None, rules: ContentRules | None, schemas: _Schemas
+    files: Iterable[Path],
+    root: Path,
+    system: str | None,
+    rules: ContentRules | None,
+    schemas: _Schemas,
+    tools: tuple[str, ...] = (),
 ) -> Iterator[PromptRequest]:
     derived: set[str] = set()
     for path in files:
@@ -208,7 +218,7 @@ def _read_all(
         except (OSError, UnicodeDecodeError) as exc:
             raise PromptError(f"cannot read prompt file {rel}: {exc}") from exc
         if suffix == ".json":
-            yield _from_object(_parse_json(text, rel), rel, system, derived, rules, schemas)
+            yield _from_object(_parse_json(text, rel), rel, system, derived, rules, schemas, tools)
         elif suffix == ".jsonl":
             # Records end at \n only: U+2028 and the like may stand raw inside a JSON string.
             for lineno, line in enumerate(text.split("\n"), 1):
@@ -216,12 +226,12 @@ def _read_all(
                     raise PromptError(f"{rel}:{lineno}: the request is over {MAX_REQUEST_BYTES:,} bytes")
                 if line.strip():
                     where = f"{rel}:{lineno}"
-                    yield _from_object(_parse_json(line, where), where, system, derived, rules, schemas)
+                    yield _from_object(_parse_json(line, where), where, system, derived, rules, schemas, tools)
         else:
             if not text.strip():
                 raise PromptError(f"prompt file {rel} is empty")
             custom_id = _unique(derive_custom_id(rel), rel, derived)
-            yield PromptRequest(custom_id, rel, text, system, response_schema=schemas.default)
+            yield PromptRequest(custom_id, rel, text, system, response_schema=schemas.default, tools=tools)
 
 
 def _parse_json(text: str, where: str) -> Any:
@@ -240,6 +250,7 @@ def _from_object(
     derived: set[str],
     rules: ContentRules | None = None,
     schemas: _Schemas | None = None,
+    tools: tuple[str, ...] = (),
 ) -> PromptRequest:
     try:
         obj = _RequestObject.model_validate(data, context={"rules": rules})
@@ -253,9 +264,14 @@ def _from_object(
     else:
         assert obj.prompt is not None  # the validator admits exactly one of the two
         content = obj.prompt
+    if obj.tools is not None:
+        try:
+            tools = tools_from_request(obj.tools, f"{source}: tools")
+        except InputError as exc:
+            raise PromptError(str(exc)) from None
     custom_id = obj.custom_id or _unique(derive_custom_id(source), source, derived)
     schema = schemas.resolve(obj.response_schema, source) if schemas is not None else None
-    return PromptRequest(custom_id, source, content, obj.system or system, obj.max_tokens, schema)
+    return PromptRequest(custom_id, source, content, obj.system or system, obj.max_tokens, schema, tools)
 
 
 def _unique(candidate: str, source: str, derived: set[str]) -> str:

@@ -55,6 +55,9 @@ class PromptRequest:
     # The JSON Schema every answer must follow (sent as the provider's structured output); one object
     # shared by every request that uses it.
     response_schema: Mapping[str, Any] | None = None
+    # The agent tools (core/tools.py names) this request may use: its own `tools`, else the input's.
+    # Empty: a single model call, as without tools.
+    tools: tuple[str, ...] = ()
 
     @property
     def messages(self) -> tuple[dict[str, Any], ...]:

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasGenerator, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from batch_arbiter.core.catalog import Effort
+from batch_arbiter.core.tools import parse_tools
 from batch_arbiter.errors import InputError
 
 Provider = Literal["anthropic", "gemini"]
@@ -21,6 +23,9 @@ MAX_TIMEOUT_MINUTES = 7 * 24 * 60
 # `base-url` (an emulator, a proxy) fractions down to the second floor stay allowed, for fast tests.
 MIN_POLL_SECONDS = 1.0
 MIN_POLL_SECONDS_BASE_URL = 0.01
+# Model calls per agent conversation. Each turn past the first waits for a batch round (minutes to
+# hours), so a hundred is already far more than a run's deadline can hold.
+MAX_TURNS = 100
 
 
 def input_env_name(field_name: str) -> str:
@@ -65,6 +70,9 @@ class Settings(BaseSettings):
     metrics_file: str | None = None
     pricing_file: str | None = None
     budget_usd: float | None = Field(default=None, ge=0)
+    # The agent tools every request may use (a request object's own `tools` overrides them); empty: none.
+    tools: Annotated[tuple[str, ...], NoDecode] = ()
+    max_turns: int = Field(default=10, ge=1, le=MAX_TURNS)
     api_key: SecretStr | None = None
     base_url: str | None = None
 
@@ -73,6 +81,17 @@ class Settings(BaseSettings):
     def _split_lines(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [line.strip() for line in value.splitlines() if line.strip()]
+        return value
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse_tools(value, where="")
+            except InputError as exc:
+                # Its own message, not pydantic's "Value error, ..." around it.
+                raise PydanticCustomError("unknown_tool", "{message}", {"message": str(exc)}) from None
         return value
 
     @field_validator("provider", "mode", "on_timeout", "effort", mode="before")

@@ -134,24 +134,24 @@ def _check_names(names: list[str], where: str, input: str | None) -> tuple[str, 
     unknown = [n for n in names if n not in TOOLS]
     if unknown:
         raise InputError(
-            f"{where}: unknown tool{'s' if len(unknown) > 1 else ''} {', '.join(repr(n) for n in unknown)}; "
-            f"known tools: {_known()}",
+            f"{where + ': ' if where else ''}unknown tool{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(n) for n in unknown)}; known tools: {_known()}",
             input=input,
         )
     # Duplicates collapse, first mention wins, so the tools sent are the same whatever the spelling.
     return tuple(dict.fromkeys(names))
 
 
-def parse_tools(text: str | None, input: str = "tools") -> tuple[str, ...]:
+def parse_tools(text: str | None, where: str = "input `tools`") -> tuple[str, ...]:
     """The tool names of a `tools` value: one a line or comma-separated, blank entries ignored, empty = none.
 
     Names are matched exactly (lower case, as `TOOLS` spells them); an unknown one is an `InputError`
-    that lists the known ones.
+    that lists the known ones, its message starting with `where` (nothing when empty).
     """
     if not text:
         return ()
     names = [part.strip() for part in _SEPARATORS.split(text)]
-    return _check_names([n for n in names if n], f"input `{input}`", input)
+    return _check_names([n for n in names if n], where, "tools")
 
 
 def tools_from_request(value: object, where: str) -> tuple[str, ...]:

@@ -128,7 +128,8 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     system = _system_prompt(settings, workspace)
     schema = _response_schema(settings, workspace, vendor)
     files = prompts.expand(settings.prompt_files, workspace)
-    requests = prompts.load_requests(files, workspace, system, vendor.content_rules, schema)
+    requests = prompts.load_requests(files, workspace, system, vendor.content_rules, schema, settings.tools)
+    _refuse_tools_until_rounds(settings, requests)
 
     today = datetime.now(UTC).date()
     model, upgrade, notes = requested_model, None, []
@@ -193,6 +194,24 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         upgrade=upgrade,
         notes=notes,
         events=events,
+    )
+
+
+def _refuse_tools_until_rounds(settings: Settings, requests: list[PromptRequest]) -> None:
+    """Tools need conversations run over several batch rounds, which this version does not run yet: a run
+    that asks for them is refused before anything is sent, rather than answered as if they were not there.
+
+    The one place that refuses them; it goes when the rounds engine lands.
+    """
+    used = sorted({t for r in requests for t in r.tools} | set(settings.tools))
+    if not used:
+        return
+    where = "input `tools`" if settings.tools else next(r.source for r in requests if r.tools)
+    raise InputError(
+        f"{where}: tools ({', '.join(used)}) are not yet supported in this mode: a request with tools needs "
+        "conversations over several batch rounds, which this version does not run. Nothing was sent; "
+        "remove `tools` to send single prompts.",
+        input="tools" if settings.tools else None,
     )
 
 

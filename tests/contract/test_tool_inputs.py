@@ -1,0 +1,107 @@
+"""The agent inputs (`tools`, `max-turns`, a request's own `tools`): bad values stop the run with exit 2
+and nothing sent, for both providers; tools that are fine are refused too until conversations run over
+batch rounds, rather than dropped without a word."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batch_arbiter.emulator import Emulator
+from support import PROVIDERS, Run, run_action, write_prompts
+
+KNOWN = "known tools: read, glob, grep, web-search, web-fetch, code-execution"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    write_prompts(root, {"prompts/a.md": "A fine prompt."})
+    return root
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def refused(run: Run, emulator: Emulator, fragment: str) -> None:
+    assert run.code == 2, run.log
+    assert "::error" in run.log and fragment in run.log, run.log
+    assert "Traceback" not in run.log
+    assert emulator.calls() == [], [c.route for c in emulator.calls()]
+
+
+def request_file(root: Path, name: str, obj: dict[str, Any]) -> None:
+    write_prompts(root, {name: json.dumps(obj)})
+
+
+@pytest.mark.parametrize(
+    ("tools", "fragment"),
+    [
+        ("read, bash", f"input `tools`: unknown tool 'bash'; {KNOWN}"),
+        ("Read\nGrep", "input `tools`: unknown tools 'Read', 'Grep'"),
+        ("web_search", "unknown tool 'web_search'"),
+    ],
+)
+def test_unknown_tools_are_bad_input(ws: Path, emulator: Emulator, provider: str, tools: str, fragment: str) -> None:
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode="batch", tools=tools)
+    refused(run, emulator, fragment)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("0", "greater than or equal to 1"), ("101", "less than or equal to 100"), ("ten", "a valid integer")],
+)
+def test_max_turns_out_of_range_is_bad_input(
+    ws: Path, emulator: Emulator, provider: str, value: str, fragment: str
+) -> None:
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode="batch", max_turns=value)
+    refused(run, emulator, f"input `max-turns`: Input should be {fragment}")
+
+
+@pytest.mark.parametrize(
+    ("tools", "fragment"),
+    [
+        (["read", "shell"], f"prompts/b.json: tools: unknown tool 'shell'; {KNOWN}"),
+        ("grep, Edit", "prompts/b.json: tools: unknown tool 'Edit'"),
+        (["read", 3], "prompts/b.json: tools"),
+        ({"read": True}, "prompts/b.json: tools"),
+    ],
+)
+def test_a_request_with_unknown_tools_is_bad_input(
+    ws: Path, emulator: Emulator, provider: str, tools: Any, fragment: str
+) -> None:
+    request_file(ws, "prompts/b.json", {"prompt": "Look around.", "tools": tools})
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode="batch")
+    refused(run, emulator, fragment)
+
+
+def test_a_jsonl_line_with_unknown_tools_names_its_line(ws: Path, emulator: Emulator, provider: str) -> None:
+    lines = [{"prompt": "one"}, {"prompt": "two", "tools": ["read", "write"]}]
+    write_prompts(ws, {"prompts/many.jsonl": "\n".join(json.dumps(line) for line in lines) + "\n"})
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode="batch")
+    refused(run, emulator, "prompts/many.jsonl:2: tools: unknown tool 'write'")
+
+
+@pytest.mark.parametrize("mode", ["batch", "sync"])
+def test_tools_are_refused_until_rounds_run_them(ws: Path, emulator: Emulator, provider: str, mode: str) -> None:
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode=mode, tools="read,grep")
+    refused(run, emulator, "input `tools`: tools (grep, read) are not yet supported in this mode")
+    assert not (ws / "batch-results" / "results.jsonl").exists()
+
+
+def test_a_request_s_own_tools_are_refused_too(ws: Path, emulator: Emulator, provider: str) -> None:
+    request_file(ws, "prompts/b.json", {"prompt": "Search the web.", "tools": ["web-search"]})
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode="batch")
+    refused(run, emulator, "prompts/b.json: tools (web-search) are not yet supported in this mode")
+
+
+def test_no_tools_runs_as_before(ws: Path, emulator: Emulator, provider: str) -> None:
+    request_file(ws, "prompts/b.json", {"prompt": "No tools here.", "tools": []})
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode="batch", tools="", max_turns="3")
+    assert run.code == 0, run.log
+    assert {r["status"] for r in run.results} == {"succeeded"} and len(run.results) == 2

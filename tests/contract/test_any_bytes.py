@@ -336,6 +336,45 @@ WORKFLOW_DOC = objects(
 )
 WORKFLOW = any_bytes(st.one_of(WORKFLOW_DOC.map(to_yaml), values().map(to_yaml), YAML_TRICKS))
 
+SCHEMA_NODE = st.recursive(
+    objects(
+        {
+            "type": near(
+                ["object", "string", "integer", "number", "array", "boolean", "null", ["string", "null"], "x"]
+            ),
+            "enum": st.one_of(st.lists(SCALARS, max_size=3), values()),
+            "minItems": st.one_of(NUMBERS, near([0, 1, 2])),
+            "maxLength": st.one_of(NUMBERS, near([0, 5])),
+            "minimum": NUMBERS,
+            "format": near(["date", "email", "regex", ""]),
+            "$ref": near(["#", "#/$defs/a", "#/nope", "https://example.com/s.json"]),
+            "additionalProperties": near([False, True, {}]),
+            "required": st.one_of(st.lists(near(["a", "b"]), max_size=3), values()),
+        }
+    ),
+    lambda inner: st.one_of(
+        st.fixed_dictionaries(
+            {"type": st.just("object"), "additionalProperties": near([False])},
+            optional={
+                "properties": st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=3),
+                "required": st.lists(near(["a", "b"]), max_size=2),
+                "$defs": st.dictionaries(st.just("a"), inner, max_size=1),
+            },
+        ),
+        st.fixed_dictionaries({"type": st.just("array"), "items": inner}),
+        st.fixed_dictionaries({"anyOf": st.lists(inner, max_size=3)}),
+    ),
+    max_leaves=8,
+)
+SCHEMA_DOC = st.one_of(
+    SCHEMA_NODE,
+    st.tuples(
+        near(["https://json-schema.org/draft/2020-12/schema", "http://json-schema.org/draft-07/schema#", "x"]),
+        SCHEMA_NODE,
+    ).map(lambda t: {"$schema": t[0], **t[1]}),
+)
+SCHEMA_BYTES = any_bytes(st.one_of(SCHEMA_DOC.map(to_json), values().map(to_json)))
+
 PROVIDERS = st.sampled_from(["anthropic", "gemini"])
 RUN_MODES = st.sampled_from(["batch", "sync", "plan"])
 ANY_MODE = st.sampled_from(["batch", "sync", "plan", "audit"])
@@ -397,3 +436,19 @@ def test_any_metrics_file(emu: Emulator, data: tuple[bytes, str], provider: str)
 @given_file(WORKFLOW)
 def test_any_workflow_file_in_an_audit(emu: Emulator, data: bytes, provider: str) -> None:
     check(emu, ".github/workflows/nightly.yml", data, provider=provider, mode="audit")
+
+
+@given_file(st.tuples(SCHEMA_BYTES, RUN_MODES))
+def test_any_response_schema_file(emu: Emulator, data: tuple[bytes, str], provider: str) -> None:
+    raw, mode = data
+    # A schema that passes the checks may still ask more than the emulator's generated answer gives (a pattern,
+    # contradictory bounds): such answers end errored, exit 1, after their rerun.
+    check(
+        emu,
+        "schemas/answer.json",
+        raw,
+        may_be_refused=True,
+        provider=provider,
+        mode=mode,
+        response_schema="schemas/answer.json",
+    )

@@ -138,3 +138,19 @@ def test_a_long_offending_value_is_cut_in_the_message() -> None:
     error = Validators().check(json.dumps("x" * 5000), {"type": "integer"}).error or ""
     assert error.startswith("the answer does not match the schema: at $: 'xxx") and error.endswith("…")
     assert len(error) < 400
+
+
+def test_a_reference_to_nothing_is_refused() -> None:
+    with pytest.raises(SchemaError, match="'#/\\$defs/a' points to nothing"):
+        check_schema({"type": "array", "items": {"$ref": "#/$defs/a"}}, "x")
+    with pytest.raises(SchemaError, match=r"'https://example\.com/s\.json' points to nothing"):
+        check_schema({"$ref": "https://example.com/s.json"}, "x")
+    check_schema(
+        {
+            "$defs": {"a/b": {"$anchor": "leaf", "type": "string"}},
+            "anyOf": [{"$ref": "#/$defs/a~1b"}, {"$ref": "#leaf"}],
+        },
+        "x",
+    )
+    # Data is not a reference.
+    check_schema({"enum": [{"$ref": "#/nowhere"}]}, "x")

@@ -84,8 +84,17 @@ def check_schema(schema: Mapping[str, Any], where: str, rules: SchemaRules | Non
         raise SchemaError(f"{where}: not valid JSON Schema: {_describe(exc)}") from None
     except RecursionError:
         raise SchemaError(f"{where}: nested too deeply") from None
+    try:
+        dangling = _dangling_ref(schema, schema)
+    except RecursionError:
+        raise SchemaError(f"{where}: nested too deeply") from None
+    if dangling is not None:
+        raise SchemaError(f"{where}: $ref {dangling!r} points to nothing in the schema")
     if rules is not None:
-        problem = rules(schema)
+        try:
+            problem = rules(schema)
+        except RecursionError:
+            raise SchemaError(f"{where}: nested too deeply") from None
         if problem is not None:
             raise SchemaError(f"{where}: {problem}")
 
@@ -126,6 +135,56 @@ class Validators:
             cls = jsonschema.validators.validator_for(schema, default=jsonschema.validators.Draft202012Validator)
             found = self._compiled[id(schema)] = (schema, cls(schema, format_checker=cls.FORMAT_CHECKER))
         return found[1]
+
+
+# Keywords whose values are data, not schemas: a "$ref" key inside them is not a reference.
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+
+
+def _dangling_ref(node: Any, root: Mapping[str, Any]) -> str | None:
+    """The first `$ref` that does not resolve inside the schema: no answer could be validated against it."""
+    if isinstance(node, list):
+        return next((found for item in node if (found := _dangling_ref(item, root)) is not None), None)
+    if not isinstance(node, Mapping):
+        return None
+    ref = node.get("$ref")
+    if isinstance(ref, str) and not _resolves(ref, root):
+        return ref
+    children = (v for k, v in node.items() if k not in _DATA_KEYWORDS)
+    return next((found for child in children if (found := _dangling_ref(child, root)) is not None), None)
+
+
+def _resolves(ref: str, root: Mapping[str, Any]) -> bool:
+    if ref == "#":
+        return True
+    if ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, Mapping) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                return False
+        return True
+    if ref.startswith("#"):
+        return ref[1:] in _anchors(root)
+    return False
+
+
+def _anchors(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, Mapping):
+        if isinstance(node.get("$anchor"), str):
+            found.add(node["$anchor"])
+        for key, child in node.items():
+            if key not in _DATA_KEYWORDS:
+                found |= _anchors(child)
+    elif isinstance(node, list):
+        for child in node:
+            found |= _anchors(child)
+    return found
 
 
 def _describe(error: Any) -> str:

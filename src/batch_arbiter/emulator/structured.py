@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -125,6 +126,14 @@ def answer(schema: Mapping[str, Any], prompt: str, *, batch: bool) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+_MAX_ITEMS = 20
+_MAX_STRING = 10_000
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
     for _ in range(32):
         ref = node.get("$ref")
@@ -176,9 +185,10 @@ def _generate(node: Any, root: Mapping[str, Any], prompt: str, where: str, depth
         return {name: _generate(sub, root, prompt, f"{where}.{name}", depth + 1) for name, sub in props.items()}
     if kind == "array":
         prefix = node.get("prefixItems") or []
-        count = max(len(prefix), node.get("minItems") or 0, 2)
+        # Capped: a schema may ask for more items than any answer would hold.
+        count = min(max(len(prefix), _int(node.get("minItems")), 2), _MAX_ITEMS)
         if isinstance(node.get("maxItems"), int):
-            count = min(count, node["maxItems"])
+            count = max(0, min(count, node["maxItems"]))
         items = node.get("items")
         return [
             _generate(prefix[i] if i < len(prefix) else items, root, prompt, f"{where}[{i}]", depth + 1)
@@ -190,16 +200,22 @@ def _generate(node: Any, root: Mapping[str, Any], prompt: str, where: str, depth
         topic = " ".join(prompt.split())[:60]
         text = f"{where.lstrip('.') or 'answer'} for: {topic}"
         if isinstance(node.get("maxLength"), int):
-            text = text[: node["maxLength"]]
-        if isinstance(node.get("minLength"), int) and len(text) < node["minLength"]:
-            text = text.ljust(node["minLength"], ".")
+            text = text[: max(0, node["maxLength"])]
+        if _int(node.get("minLength")) > len(text):
+            text = text.ljust(min(_int(node["minLength"]), _MAX_STRING), ".")
         return text
     if kind in ("integer", "number"):
         low = node.get("minimum", node.get("exclusiveMinimum"))
-        number = 1 if low is None else int(low) + (1 if "exclusiveMinimum" in node and "minimum" not in node else 0)
-        if isinstance(node.get("maximum"), int | float) and number > node["maximum"]:
-            number = int(node["maximum"])
-        return number if kind == "integer" else float(number)
+        high = node.get("maximum")
+        number = 1
+        try:
+            if isinstance(low, int | float) and math.isfinite(low):
+                number = math.floor(low) + (1 if "minimum" not in node else 0 if low == math.floor(low) else 1)
+            if isinstance(high, int | float) and math.isfinite(high) and number > high:
+                number = math.floor(high)
+            return number if kind == "integer" else float(number)
+        except (OverflowError, ValueError):  # bounds past what a float holds: any number will do
+            return 1 if kind == "integer" else 1.0
     if kind == "boolean":
         return True
     return None

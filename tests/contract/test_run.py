@@ -74,6 +74,7 @@ def test_happy_path_all_via_batch_about_half_price(ws: Path, emulator: Emulator,
             "sync_cost_usd",
             "error",
             "tier",
+            "stop_reason",
         }
         assert (ws / "batch-results" / f"{r['custom_id']}.md").read_text() == r["text"]
     assert run.by_id()["prompts_delta_jsonl_2"]["source"] == "prompts/delta.jsonl:2"

@@ -112,6 +112,7 @@ def test_action_yml_outputs_and_runs() -> None:
         "results-json",
         "succeeded",
         "failed",
+        "incomplete",
         "input-tokens",
         "output-tokens",
         "cost-usd",

@@ -22,6 +22,8 @@ class Status(StrEnum):
     ERRORED = "errored"
     EXPIRED = "expired"
     CANCELED = "canceled"
+    # Answered, but cut short (the output limit, `max_tokens`, was reached): the text is kept, and paid for.
+    INCOMPLETE = "incomplete"
     # Left with the provider (`on-timeout: leave`): a later run collects it.
     PENDING = "pending"
 
@@ -121,6 +123,17 @@ class Outcome:
     # With a response schema: the parsed answer (when it validated) and how it held to the schema.
     json: Any = None
     validation: Validation | None = None
+    # Why the model stopped, as the provider words it (Anthropic `stop_reason`, Gemini `finishReason` or
+    # a prompt's `blockReason`); None when no answer came back.
+    stop_reason: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Whether this outcome is final: an answer (whole or cut short), or a refusal the provider billed.
+        A refusal is not rerun: the same prompt would be refused, and paid for, again."""
+        if self.status in (Status.SUCCEEDED, Status.INCOMPLETE):
+            return True
+        return self.status is Status.ERRORED and self.stop_reason is not None
 
 
 @dataclass(slots=True)
@@ -142,6 +155,7 @@ class RequestResult:
     validation: Validation | None = None
     # An earlier answer that did not match the schema (paid, and counted in usage and cost above).
     first_answer: dict[str, Any] | None = None
+    stop_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The `results.jsonl` line: enums as their strings, costs rounded to 8 decimals; `json`,
@@ -158,6 +172,7 @@ class RequestResult:
             "sync_cost_usd": round(self.sync_cost_usd, 8),
             "error": self.error,
             "tier": self.tier,
+            "stop_reason": self.stop_reason,
         }
         if self.validation is not None:
             line["json"] = self.json

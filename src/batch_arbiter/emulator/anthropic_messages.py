@@ -59,6 +59,10 @@ _REMOVED_KEYS = ("temperature", "top_p", "top_k")
 
 BATCH_MARKER = re.compile(r"\[\[emulator:(succeeded|errored|expired|canceled|hang)\]\]")
 SYNC_ERROR_MARKER = "[[emulator:sync-errored]]"
+# Steer how an answer stops, in a batch and in a sync call alike: cut short at `max_tokens` (half the text
+# so far, every allowed token billed), or refused (stop_reason "refusal", no text, stop_details saying why).
+MAX_TOKENS_MARKER = "[[emulator:max-tokens]]"
+REFUSAL_MARKER = "[[emulator:refusal]]"
 
 # Added to the reply's token estimate for the envelope the real model also bills; it keeps output_tokens
 # clearly above zero for short replies, like the real API.
@@ -422,22 +426,33 @@ def build_message(
             break
     output_tokens = tokens_for(len(text)) + _OUTPUT_OVERHEAD_TOKENS
     max_tokens: int = params["max_tokens"]
-    if output_tokens > max_tokens:
+    forced_cut = any(MAX_TOKENS_MARKER in t for t in texts)
+    if output_tokens > max_tokens or forced_cut:
         text, stop_reason, stop_sequence, output_tokens = (
-            text[: max_tokens * 4],
+            text[: min(max_tokens * 4, max(1, len(text) // 2))],
             "max_tokens",
             None,
             max_tokens,
         )
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    stop_details: dict[str, Any] | None = None
+    if any(REFUSAL_MARKER in t for t in texts):
+        # As the real API refuses: a successful message with no content, billed for what it generated.
+        content, stop_reason, stop_sequence, output_tokens = [], "refusal", None, min(max_tokens, 12)
+        stop_details = {
+            "type": "refusal",
+            "category": "general_harms",
+            "explanation": "emulated refusal ([[emulator:refusal]] marker)",
+        }
     return {
         "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
+        "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "stop_details": None,
+        "stop_details": stop_details,
         "usage": {
             "input_tokens": max(1, total_input_tokens(params) - cache.cached),
             "cache_creation_input_tokens": cache.created_5m + cache.created_1h,

@@ -15,13 +15,20 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .anthropic_messages import BATCH_MARKER, SYNC_ERROR_MARKER, tokens_for
+from .anthropic_messages import BATCH_MARKER, MAX_TOKENS_MARKER, REFUSAL_MARKER, SYNC_ERROR_MARKER, tokens_for
 from .routing import HttpError
 from .structured import answer, gemini_schema_problem
 
 # Steer a whole job, or the Flex tier, from a prompt (the batch and sync markers are shared with Anthropic).
 JOB_FAILED_MARKER = "[[emulator:job-failed]]"
 FLEX_UNAVAILABLE_MARKER = "[[emulator:flex-unavailable]]"
+# A prompt the safety filters block before any candidate (promptFeedback.blockReason); the shared
+# [[emulator:refusal]] marker blocks the candidate instead (finishReason SAFETY).
+PROMPT_BLOCKED_MARKER = "[[emulator:prompt-blocked]]"
+_BLOCKED_RATINGS = [
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+]
 
 LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")
 _THOUGHTS_BY_LEVEL = {"MINIMAL": 8, "LOW": 16, "MEDIUM": 64, "HIGH": 256, "XHIGH": 512}
@@ -334,27 +341,39 @@ def build_response(
             break
     output = tokens_for(len(text)) + _OUTPUT_OVERHEAD_TOKENS
     limit = config.get("maxOutputTokens")
-    if isinstance(limit, int) and output > limit:
-        text, output, finish = text[: limit * 4], limit, "MAX_TOKENS"
+    if isinstance(limit, int) and (output > limit or any(MAX_TOKENS_MARKER in t for t in texts)):
+        text, output, finish = text[: min(limit * 4, max(1, len(text) // 2))], limit, "MAX_TOKENS"
     prompt = prompt_tokens(request)
     thoughts = thoughts_tokens(model, request)
+    blocked_prompt = any(PROMPT_BLOCKED_MARKER in t for t in texts)
+    refused = any(REFUSAL_MARKER in t for t in texts)
+    if blocked_prompt:
+        output = thoughts = 0
+    elif refused:
+        output = 0
     usage: dict[str, Any] = {
         "promptTokenCount": prompt,
-        "candidatesTokenCount": output,
         "totalTokenCount": prompt + output + thoughts,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
     }
+    if output:
+        usage["candidatesTokenCount"] = output
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     if cached:
         usage["cachedContentTokenCount"] = cached
         usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
-    return {
-        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}],
-        "usageMetadata": usage,
-        "modelVersion": model.id,
-        "responseId": response_id,
-    }
+    response: dict[str, Any] = {"usageMetadata": usage, "modelVersion": model.id, "responseId": response_id}
+    if blocked_prompt:
+        # As the real API blocks a prompt: no candidates at all, and the reason in promptFeedback.
+        response["promptFeedback"] = {"blockReason": "SAFETY", "safetyRatings": _BLOCKED_RATINGS}
+        return response
+    if refused:
+        # A blocked candidate carries no content, only its finish reason and the ratings that blocked it.
+        candidate: dict[str, Any] = {"finishReason": "SAFETY", "index": 0, "safetyRatings": _BLOCKED_RATINGS}
+    else:
+        candidate = {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}
+    return {"candidates": [candidate], **response}
 
 
 def derived_id(*parts: str) -> str:

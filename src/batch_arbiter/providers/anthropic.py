@@ -25,6 +25,8 @@ RETRY_AFTER_CAP_SECONDS = 30.0
 SYNC_MAX_RETRIES = 6
 # Attempts at creating one batch; each ambiguous failure is checked against the batch list first.
 CREATE_ATTEMPTS = 3
+# Stop reasons of an answer cut short: the text so far is kept, and marked incomplete.
+INCOMPLETE_STOPS = frozenset({"max_tokens", "model_context_window_exceeded"})
 # Batches created this long before our first attempt still count as ours (clock skew).
 CREATE_MATCH_SLACK = timedelta(seconds=60)
 
@@ -370,12 +372,21 @@ def _message_outcome(custom_id: str, message: dict[str, Any]) -> Outcome:
     text = "".join(block.get("text", "") for block in message.get("content") or [] if block.get("type") == "text")
     usage = message.get("usage") or {}
     creation = usage.get("cache_creation") or {}
+    stop = message.get("stop_reason")
+    stop_reason = stop if isinstance(stop, str) else None
+    status, error = Status.SUCCEEDED, None
+    if stop_reason in INCOMPLETE_STOPS:
+        status = Status.INCOMPLETE
+    elif stop_reason == "refusal":
+        status, error = Status.ERRORED, _refusal(message.get("stop_details"))
     return Outcome(
         custom_id,
-        Status.SUCCEEDED,
+        status,
         message.get("model"),
         text,
-        Usage(
+        error=error,
+        stop_reason=stop_reason,
+        usage=Usage(
             input_tokens=usage.get("input_tokens") or 0,
             output_tokens=usage.get("output_tokens") or 0,
             cache_read_tokens=usage.get("cache_read_input_tokens") or 0,
@@ -383,3 +394,11 @@ def _message_outcome(custom_id: str, message: dict[str, Any]) -> Outcome:
             cache_creation_1h_tokens=creation.get("ephemeral_1h_input_tokens") or 0,
         ),
     )
+
+
+def _refusal(details: Any) -> str:
+    """The refusal as the API explains it (`stop_details`), without the model's text."""
+    category = details.get("category") if isinstance(details, dict) else None
+    explanation = details.get("explanation") if isinstance(details, dict) else None
+    reason = "refused by the model (stop_reason refusal" + (f", category {category}" if category else "") + ")"
+    return f"{reason}: {explanation}" if explanation else reason

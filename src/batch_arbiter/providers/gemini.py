@@ -70,7 +70,10 @@ _RPC_CODES = {
     13: "INTERNAL",
     14: "UNAVAILABLE",
 }
-_BLOCKED_FINISH = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})
+# Finish reasons of a refused answer: final (errored, never rerun: the same prompt would be refused again).
+_BLOCKED_FINISH = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"}
+)
 
 
 class _TooLarge(ProviderError):
@@ -533,15 +536,21 @@ def _outcome(key: str, response: dict[str, Any] | None, error: dict[str, Any] | 
     candidates = response.get("candidates") or []
     if not candidates:
         feedback = response.get("promptFeedback") or {}
-        reason = feedback.get("blockReason") or "no candidates"
-        return Outcome(key, Status.ERRORED, model, usage=usage, error=f"prompt blocked: {reason}", tier=tier)
+        blocked = feedback.get("blockReason")
+        reason = blocked if isinstance(blocked, str) else None
+        blocked_why = f"prompt blocked: {reason or 'no candidates'}"
+        return Outcome(key, Status.ERRORED, model, usage=usage, error=blocked_why, tier=tier, stop_reason=reason)
     first = candidates[0]
     parts = (first.get("content") or {}).get("parts") or []
     text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
     finish = first.get("finishReason")
-    if not text and finish in _BLOCKED_FINISH:
-        return Outcome(key, Status.ERRORED, model, usage=usage, error=f"response blocked: {finish}", tier=tier)
-    return Outcome(key, Status.SUCCEEDED, model, text, usage, tier=tier)
+    stop_reason = finish if isinstance(finish, str) else None
+    if stop_reason in _BLOCKED_FINISH:
+        # Refused: any text so far is kept in the line, but the request has no usable answer.
+        blocked = f"response blocked: {stop_reason}"
+        return Outcome(key, Status.ERRORED, model, text or None, usage, blocked, tier=tier, stop_reason=stop_reason)
+    status = Status.INCOMPLETE if stop_reason == "MAX_TOKENS" else Status.SUCCEEDED
+    return Outcome(key, status, model, text, usage, tier=tier, stop_reason=stop_reason)
 
 
 def _usage(meta: dict[str, Any]) -> Usage:

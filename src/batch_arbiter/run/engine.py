@@ -17,7 +17,7 @@ from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatu
 from batch_arbiter.core.structured import Validators
 from batch_arbiter.errors import AuthError, BatchArbiterError, Cancelled, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
-from batch_arbiter.run.results import ResultWriter, Totals
+from batch_arbiter.run.results import RESULTS_FILE, ResultWriter, Totals
 from batch_arbiter.run.state import STATE_FILE, RunState
 
 # The longest single wait between polls, unless 10 % of the elapsed time is longer: a batch that
@@ -238,7 +238,7 @@ class Engine:
         else:
             self.state.done("failed")
         result = self._finish("batch", ids)
-        result.status = "failed" if not result.totals.succeeded else "partial"
+        result.status = "failed" if not (result.totals.succeeded or result.totals.incomplete) else "partial"
         result.fatal = str(self._fatal)
         return result
 
@@ -401,16 +401,19 @@ class Engine:
         foreign_succeeded: set[str] = set()
         invalid: set[str] = set()
         expected = (counts or {}).get("succeeded", 0)
+        refused = 0
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
                 for outcome in self.provider.results(batch_id):
                     cid = outcome.custom_id
+                    # Settled: an answer (whole or cut short) or a billed refusal; the API counts each
+                    # as a succeeded request, and none is rerun.
                     if cid not in self._sources:
                         foreign.add(cid)  # not a request of this run: never written, never counted
-                        if outcome.status is Status.SUCCEEDED:
+                        if outcome.settled:
                             foreign_succeeded.add(cid)
                         continue
-                    if outcome.status is Status.SUCCEEDED:
+                    if outcome.settled:
                         succeeded.add(cid)
                     if cid in self.writer.written:
                         continue  # a retried download repeats what the first one gave
@@ -421,8 +424,10 @@ class Engine:
                         self._invalid[cid] = (outcome, Via.BATCH)
                         invalid.add(cid)
                         self._unfinished.add(cid)
-                    elif outcome.status is Status.SUCCEEDED:
+                    elif outcome.settled:
                         self.writer.write(outcome, self._sources[cid], Via.BATCH)
+                        if outcome.status is Status.ERRORED:
+                            refused += 1
                     else:
                         unfinished[cid] = outcome.status
                         self._unfinished.add(cid)
@@ -443,6 +448,11 @@ class Engine:
         else:
             self._undownloaded.add(batch_id)
         self.writer.flush()
+        if refused:
+            self._event(
+                f"batch {batch_id}: {refused} refused by the model (stop reason in {RESULTS_FILE}); "
+                "not rerun, since the same prompt would be refused and paid for again"
+            )
         if foreign:
             self._event(f"batch {batch_id}: ignored {len(foreign)} results for requests this run did not submit")
         counts = Counter(unfinished.values())
@@ -553,7 +563,8 @@ class Engine:
             status = "pending"
         elif totals.requests and totals.succeeded == totals.requests:
             status = "succeeded"
-        elif totals.succeeded:
+        elif totals.succeeded or totals.incomplete:
+            # An answer cut short at the output limit is kept, but the run did not fully succeed.
             status = "partial"
         else:
             status = "failed"

@@ -153,10 +153,20 @@ def run(p: Prepared, console: Console) -> int:
     # The metrics log counts spend once: results carried over from an earlier run were logged by it.
     spent = replace(result, totals=result.totals.minus(writer.carried)) if kept else result
     log_run(p.metrics_path, ctx, spent, console, p.prices)
+    if result.totals.incomplete:
+        console.warning(
+            f"{result.totals.incomplete} of {result.totals.requests} answers were cut short at max_tokens "
+            f"(status incomplete, text kept in {writer.path.relative_to(p.workspace)}); raise max-tokens to let "
+            "them finish",
+            title="batch-arbiter: incomplete answers",
+        )
     if result.fatal:
         console.error(result.fatal, title="batch-arbiter: refused")
         return EXIT_INCOMPLETE
-    if result.status in ("succeeded", "pending"):
+    if result.status in ("succeeded", "pending") or (
+        result.status == "partial" and not result.totals.failed and not result.totals.statuses[Status.PENDING]
+    ):
+        # Cut-short answers still have a result: the warning says so, and the step does not fail.
         return EXIT_OK
     pending = result.totals.statuses[Status.PENDING]
     left = f"; {pending} are still with the provider: collect them with `batch-id: {result.batch_id}`"

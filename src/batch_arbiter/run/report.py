@@ -57,6 +57,7 @@ def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
         "results-json": ctx.shown(ctx.results_json) if ctx.results_json is not None else "",
         "succeeded": str(t.succeeded),
         "failed": str(t.failed),
+        "incomplete": str(t.incomplete),
         "input-tokens": str(u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens),
         "output-tokens": str(u.output_tokens),
         "cost-usd": f"{t.cost_usd:.6f}",
@@ -89,6 +90,7 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         lines.append(f"| Batch | {code(run.batch_id)} |")
     lines += [
         f"| Requests | {t.requests}: {t.succeeded} succeeded, {t.failed} failed"
+        + (f", {t.incomplete} incomplete (cut short at max_tokens)" if t.incomplete else "")
         + (f", {t.statuses[Status.PENDING]} pending" if t.statuses[Status.PENDING] else "")
         + f" ({via}) |",
         *_structured(ctx, run),
@@ -113,6 +115,12 @@ def summary(ctx: RunContext, run: RunResult) -> str:
             lines.append(f"| {code(cid)} | {status} | {code(error[:300]) if error else ''} |")
         if len(failures) > MAX_FAILURE_ROWS:
             lines.append(f"\n{len(failures) - MAX_FAILURE_ROWS} more in `results.jsonl`.")
+    if t.incomplete:
+        lines += [
+            "",
+            f"{t.incomplete} answers stopped at the output limit (`max_tokens`, thinking included): their text "
+            f"is kept with status `incomplete`; a larger `max-tokens` lets them finish.",
+        ]
     if run.status == "pending" and run.batch_id:
         lines += ["", f"Collect it later with {code('batch-id: ' + run.batch_id)}."]
     return "\n".join(lines) + "\n"
@@ -185,6 +193,6 @@ def _failures(results_file: Path) -> list[tuple[str, str, str]]:
     with results_file.open(encoding="utf-8") as fh:
         for line in fh:
             record = json.loads(line)
-            if record["status"] not in (Status.SUCCEEDED, Status.PENDING):
+            if record["status"] not in (Status.SUCCEEDED, Status.INCOMPLETE, Status.PENDING):
                 rows.append((record["custom_id"], record["status"], record.get("error") or ""))
     return rows

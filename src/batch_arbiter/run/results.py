@@ -49,9 +49,15 @@ class Totals:
         return self.statuses[Status.SUCCEEDED]
 
     @property
+    def incomplete(self) -> int:
+        """Requests answered but cut short at the output limit: their text is kept."""
+        return self.statuses[Status.INCOMPLETE]
+
+    @property
     def failed(self) -> int:
-        """Requests that ended without an answer (errored, expired or canceled); pending ones have not ended."""
-        return self.requests - self.succeeded - self.statuses[Status.PENDING]
+        """Requests that ended without an answer (errored, expired or canceled); pending ones have not
+        ended, and incomplete ones have an answer."""
+        return self.requests - self.succeeded - self.incomplete - self.statuses[Status.PENDING]
 
     @property
     def savings_usd(self) -> float:
@@ -71,7 +77,7 @@ class Totals:
             self.via[record["via"]] += 1
         if record.get("tier"):
             self.tiers[record["tier"]] += 1
-        if status is Status.SUCCEEDED and record.get("model"):
+        if status in (Status.SUCCEEDED, Status.INCOMPLETE) and record.get("model"):
             self.models[record["model"]] += 1
         self.usage.add(usage if usage is not None else Usage(**record["usage"]))
         self.cost_usd += record["cost_usd"]
@@ -174,11 +180,12 @@ class ResultWriter:
             json=value,
             validation=outcome.validation,
             first_answer=first_answer,
+            stop_reason=outcome.stop_reason,
         )
         # The line and the totals first: an interruption below must never write this request again.
         self._append(result.as_dict(), result.usage)
         if (
-            outcome.status is Status.SUCCEEDED
+            outcome.status in (Status.SUCCEEDED, Status.INCOMPLETE)
             and result.text is not None
             and CUSTOM_ID_PATTERN.match(outcome.custom_id)
         ):

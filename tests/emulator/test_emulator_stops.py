@@ -121,3 +121,17 @@ def test_gemini_batch_carries_the_finish_reasons(gemini: genai.Client) -> None:
         "refused": types.FinishReason.SAFETY,
         "fine": types.FinishReason.STOP,
     }
+
+
+def test_max_tokens_above_the_models_limit_is_refused(claude: anthropic.Anthropic, gemini: genai.Client) -> None:
+    with pytest.raises(anthropic.BadRequestError, match="maximum allowed number of output tokens"):
+        claude.messages.create(
+            model="claude-haiku-4-5", max_tokens=64_001, messages=[{"role": "user", "content": "hi"}], timeout=60
+        )
+    assert claude.messages.create(
+        model="claude-haiku-4-5", max_tokens=64_000, messages=[{"role": "user", "content": "hi"}], timeout=60
+    ).content
+    with pytest.raises(genai.errors.ClientError, match="maxOutputTokens value of 65537"):
+        gemini.models.generate_content(
+            model=GEMINI, contents="hi", config=types.GenerateContentConfig(max_output_tokens=65_537)
+        )

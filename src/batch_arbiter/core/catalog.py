@@ -22,6 +22,8 @@ class ModelCaps:
 
     efforts: tuple[str, ...]
     batch: bool = True
+    # The largest `max_tokens` the model takes (its output limit); None when unknown.
+    max_output_tokens: int | None = None
 
 
 # Most capable first. Invitation-only lines (Mythos) are priced but never chosen by the upgrade.
@@ -95,6 +97,49 @@ def catalogued_models() -> tuple[str, ...]:
     return tuple(_EFFORTS_BY_MODEL)
 
 
+# The `max-tokens` default at low and medium effort, or without one.
+DEFAULT_MAX_TOKENS = 8192
+# Efforts that think long enough for 8,192 tokens (thinking included) to cut answers short: at these the
+# default is the model's own output limit.
+LONG_EFFORTS = ("high", "xhigh", "max")
+# Output limits (max_tokens) by model, from the providers' model pages and the Anthropic models endpoint's
+# `max_tokens` (which wins when it answers). Gemini models all take 65,536 output tokens.
+_OUTPUT_LIMITS: dict[str, int] = {
+    "claude-sonnet-5": 64_000,
+    "claude-sonnet-4-6": 64_000,
+    "claude-opus-4-5": 64_000,
+    "claude-sonnet-4-5": 64_000,
+    "claude-haiku-4-5": 64_000,
+}
+_CLAUDE_OUTPUT_LIMIT = 128_000
+_GEMINI_OUTPUT_LIMIT = 65_536
+# The most one request in a batch may ask for, by provider: Anthropic's Message Batches take a model's
+# own limit (300k only with the `output-300k` beta, which is not sent); Gemini's batch items take 65,536.
+BATCH_OUTPUT_CAP = {"anthropic": 128_000, "gemini": 65_536}
+
+
+def output_limit(model: str) -> int | None:
+    """The catalogue's output limit (largest `max_tokens`) for `model`; None for a model it lacks."""
+    base = base_model(model)
+    if base is None:
+        return None
+    if base in _OUTPUT_LIMITS:
+        return _OUTPUT_LIMITS[base]
+    return _GEMINI_OUTPUT_LIMIT if base.startswith("gemini-") else _CLAUDE_OUTPUT_LIMIT
+
+
+def default_max_tokens(effort: str | None, model_limit: int | None, batch_cap: int | None) -> tuple[int, str]:
+    """The `max_tokens` of a run whose `max-tokens` input is empty, and why: the model's output limit
+    (capped to what a batch allows) at high, xhigh and max effort, where thinking eats into the limit,
+    else DEFAULT_MAX_TOKENS."""
+    if effort not in LONG_EFFORTS or model_limit is None:
+        why = "the default" if effort not in LONG_EFFORTS else "the default (the model's output limit is unknown)"
+        return DEFAULT_MAX_TOKENS, why
+    limit = min(model_limit, batch_cap) if batch_cap else model_limit
+    capped = " (capped to what a batch allows)" if limit < model_limit else ""
+    return limit, f"the model's output limit for effort {effort}{capped}"
+
+
 def base_model(model: str) -> str | None:
     """The catalog entry a model id belongs to (dated ids and suffixes included), longest match first."""
     matches = [m for m in _EFFORTS_BY_MODEL if model == m or model.startswith(m + "-")]
@@ -104,7 +149,7 @@ def base_model(model: str) -> str | None:
 def offline_caps(model: str) -> ModelCaps | None:
     """The catalog's capabilities for `model`, used when the provider cannot say; None for a model it lacks."""
     base = base_model(model)
-    return ModelCaps(_EFFORTS_BY_MODEL[base]) if base else None
+    return ModelCaps(_EFFORTS_BY_MODEL[base], max_output_tokens=output_limit(model)) if base else None
 
 
 def clamp_effort(requested: str, supported: tuple[str, ...]) -> str | None:

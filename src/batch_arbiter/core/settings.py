@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     mode: Mode = "auto"
     policy_file: str | None = None
     upgrade: bool | None = None
-    max_tokens: int = Field(default=8192, gt=0)
+    # None: chosen by effort (the model's output limit at high, xhigh and max; 8192 otherwise).
+    max_tokens: int | None = Field(default=None, gt=0)
     max_concurrency: int = Field(default=8, gt=0, le=256)
     poll_interval: float = Field(default=15.0, gt=0)
     # A week: well past the life of any provider's batch (24 hours on Anthropic, 48 on Gemini).

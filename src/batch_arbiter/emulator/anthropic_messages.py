@@ -240,6 +240,13 @@ def check_model(params: dict[str, Any]) -> ModelSpec:
     thinking = params.get("thinking")
     if thinking is not None and thinking["type"] not in spec.thinking:
         raise _invalid(f"thinking.type: {thinking['type']!r} is not supported by {name}")
+    max_tokens = params.get("max_tokens")
+    if isinstance(max_tokens, int) and max_tokens > spec.max_tokens:
+        # The real API's wording; the output-300k beta (lenient beta requests) is not modelled.
+        raise _invalid(
+            f"max_tokens: {max_tokens} > {spec.max_tokens}, which is the maximum allowed number of output tokens "
+            f"for {name}"
+        )
     return spec
 
 

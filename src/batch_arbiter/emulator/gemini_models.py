@@ -226,7 +226,14 @@ def _check_content(content: Any, where: str) -> None:
 
 
 def check_thinking(model: GeminiModel, request: dict[str, Any]) -> None:
-    """Model-dependent checks; 400 INVALID_ARGUMENT for a thinking setting the model does not take."""
+    """Model-dependent checks; 400 INVALID_ARGUMENT for a thinking setting the model does not take, or an
+    output limit above the model's."""
+    limit = (request.get("generationConfig") or {}).get("maxOutputTokens")
+    if isinstance(limit, int) and not 1 <= limit <= model.output_token_limit:
+        raise invalid(
+            f"Unable to submit request because it has a maxOutputTokens value of {limit} but the supported range "
+            f"is from 1 (inclusive) to {model.output_token_limit + 1} (exclusive). Update the value and try again."
+        )
     thinking = (request.get("generationConfig") or {}).get("thinkingConfig") or {}
     level = thinking.get("thinkingLevel")
     budget = thinking.get("thinkingBudget")

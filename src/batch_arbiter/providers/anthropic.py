@@ -129,7 +129,8 @@ class AnthropicProvider:
             return None
         effort = caps.effort
         efforts = tuple(level for level in EFFORTS if getattr(getattr(effort, level, None), "supported", False))
-        return ModelCaps(efforts=efforts, batch=bool(caps.batch.supported))
+        limit = info.max_tokens if isinstance(info.max_tokens, int) and info.max_tokens > 0 else None
+        return ModelCaps(efforts=efforts, batch=bool(caps.batch.supported), max_output_tokens=limit)
 
     def count_tokens(self, request: PromptRequest, spec: RunSpec) -> int | None:
         """Input tokens by the free counting endpoint; None when it does not answer."""

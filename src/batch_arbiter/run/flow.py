@@ -274,4 +274,6 @@ def context(p: Prepared) -> RunContext:
         notes=tuple(p.notes),
         workspace=p.workspace,
         results_json=p.out_dir / RESULTS_JSON_FILE if any(r.response_schema is not None for r in p.requests) else None,
+        max_tokens=p.spec.max_tokens,
+        max_tokens_why=p.max_tokens_why,
     )

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from batch_arbiter.core import prompts
-from batch_arbiter.core.catalog import clamp_effort, highest_effort, offline_caps
+from batch_arbiter.core.catalog import (
+    BATCH_OUTPUT_CAP,
+    clamp_effort,
+    default_max_tokens,
+    highest_effort,
+    offline_caps,
+    output_limit,
+)
 from batch_arbiter.core.console import Console
 from batch_arbiter.core.policy import Decision, Upgrade, decide, load_policy, upgrade_model
 from batch_arbiter.core.pricing import PriceTable
@@ -47,6 +54,8 @@ class Prepared:
     deadline: float
     upgrade: Upgrade | None = None
     notes: list[str] = field(default_factory=list)
+    # Where the run's max_tokens came from (the input, or the default for its effort), for the summary.
+    max_tokens_why: str = "the max-tokens input"
     # What the run reports; the provider adds what it did on its own (a lost create recovered).
     events: list[str] = field(default_factory=list)
 
@@ -176,13 +185,19 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         effort = None
     for note in notes:
         console.warning(note)
+    if settings.max_tokens is not None:
+        max_tokens, max_tokens_why = settings.max_tokens, "the max-tokens input"
+    else:
+        limit = (caps.max_output_tokens if caps else None) or output_limit(model)
+        max_tokens, max_tokens_why = default_max_tokens(effort, limit, BATCH_OUTPUT_CAP.get(vendor.name))
     return Prepared(
         settings=settings,
         workspace=workspace,
         out_dir=out_dir,
         requests=requests,
         provider=provider,
-        spec=RunSpec(model=model, effort=effort, max_tokens=settings.max_tokens),
+        spec=RunSpec(model=model, effort=effort, max_tokens=max_tokens),
+        max_tokens_why=max_tokens_why,
         decision=decision,
         workload=workload,
         requested_model=requested_model,

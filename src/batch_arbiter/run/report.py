@@ -30,6 +30,9 @@ class RunContext:
     requested_effort: str | None = None
     upgrade: Upgrade | None = None
     notes: tuple[str, ...] = ()
+    # The run's default max_tokens and where it came from (the input, or the default for the effort).
+    max_tokens: int | None = None
+    max_tokens_why: str = ""
     # Outputs name paths relative to the workspace: a container's /github/workspace is not the path the
     # job's later steps see on the runner.
     workspace: Path | None = None
@@ -85,6 +88,7 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         f"| Mode | {run.mode} |",
         f"| Provider | {ctx.provider} |",
         f"| Model | {code(ctx.model)}{effort} |",
+        *_max_tokens_row(ctx),
     ]
     if run.batch_id:
         lines.append(f"| Batch | {code(run.batch_id)} |")
@@ -137,6 +141,12 @@ def _structured(ctx: RunContext, run: RunResult) -> list[str]:
     ]
 
 
+def _max_tokens_row(ctx: RunContext) -> list[str]:
+    if ctx.max_tokens is None:
+        return []
+    return [f"| Max tokens | {ctx.max_tokens:,} per request ({escape(ctx.max_tokens_why)}) |"]
+
+
 def _routing(ctx: RunContext) -> list[str]:
     lines = [f"Routing: **{ctx.decision.mode}** by {escape(ctx.decision.rule)}: {escape(ctx.decision.reason)}."]
     up = ctx.upgrade
@@ -173,6 +183,7 @@ def plan_summary(ctx: RunContext, est: Estimate) -> str:
         f"| Mode | **{ctx.decision.mode}** |",
         f"| Provider | {ctx.provider} |",
         f"| Model | {code(ctx.model)}{effort} |",
+        *_max_tokens_row(ctx),
         f"| Input tokens | {est.input_tokens:,} ({escape(est.method)}) |",
         f"| Output tokens | up to {est.max_output_tokens:,} (every request using its max_tokens) |",
         f"| Estimated cost as a batch | ${est.batch_usd:,.4f} |",

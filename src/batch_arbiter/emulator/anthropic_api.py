@@ -25,6 +25,7 @@ from .anthropic_messages import (
     build_message,
     check_model,
     has_sync_error_marker,
+    sse_events,
     total_input_tokens,
     validate_params,
 )
@@ -214,6 +215,14 @@ class AnthropicApi:
             raise HttpError(400, "emulated invalid request ([[emulator:sync-errored]] marker)", "invalid_request_error")
         cache = self.prompt_cache.account(params)
         message = build_message(params, message_id=f"msg_01{random_id(22)}", cache=cache, service_tier="standard")
+        if params.get("stream"):
+            # Server-sent events, one chunk per event, as the real API streams them.
+            return Response(
+                status=200,
+                chunks=sse_events(message),
+                content_type="text/event-stream; charset=utf-8",
+                headers=[("request-id", request.request_id), ("cache-control", "no-cache")],
+            )
         return self._json(request, message)
 
     def _count_tokens(self, request: Request, _: dict[str, str]) -> Response:

@@ -130,8 +130,8 @@ def validate_params(
     stream = params.get("stream")
     if batch and stream not in (None, False):
         raise _invalid(f"{prefix}stream: Input should be False (batch requests cannot stream)")
-    if not batch and stream:
-        raise _invalid(f"{prefix}stream: streaming is not supported by the emulator")
+    if stream is not None and not isinstance(stream, bool):
+        raise _invalid(f"{prefix}stream: Input should be a valid boolean")
     return params
 
 
@@ -472,3 +472,47 @@ def build_message(
             "service_tier": service_tier,
         },
     }
+
+
+def sse_events(message: dict[str, Any], pieces: int = 3) -> list[bytes]:
+    """The server-sent events of a streamed Messages call that ends as `message`, in the real API's order:
+    message_start (usage so far, no content), a ping, each content block as start/deltas/stop,
+    message_delta (stop reason, stop details, final usage), message_stop."""
+
+    def event(name: str, data: dict[str, Any]) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+    usage = message["usage"]
+    start_usage = {**usage, "output_tokens": 1}
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "stop_details": None}
+    out = [
+        event("message_start", {"type": "message_start", "message": {**start, "usage": start_usage}}),
+        event("ping", {"type": "ping"}),
+    ]
+    for index, block in enumerate(message["content"]):
+        text = block.get("text", "")
+        out.append(
+            event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+            )
+        )
+        step = max(1, -(-len(text) // pieces))
+        for at in range(0, len(text), step):
+            delta = {"type": "text_delta", "text": text[at : at + step]}
+            out.append(event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        out.append(event("content_block_stop", {"type": "content_block_stop", "index": index}))
+    delta = {
+        "stop_reason": message["stop_reason"],
+        "stop_sequence": message["stop_sequence"],
+        "stop_details": message["stop_details"],
+    }
+    final_usage = {
+        "input_tokens": usage["input_tokens"],
+        "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+        "cache_read_input_tokens": usage["cache_read_input_tokens"],
+        "output_tokens": usage["output_tokens"],
+    }
+    out.append(event("message_delta", {"type": "message_delta", "delta": delta, "usage": final_usage}))
+    out.append(event("message_stop", {"type": "message_stop"}))
+    return out

@@ -40,6 +40,7 @@ from .gemini_models import (
     invalid,
     prompt_tokens,
     status_name,
+    stream_chunks,
     validate_request,
 )
 from .routing import HttpError, Request, Response, Route, random_id
@@ -142,6 +143,8 @@ class GeminiApi:
     def routes(self) -> list[Route]:
         return [
             Route.build("POST", _VERSION + _MODEL + ":generateContent", "gemini_generate", self._generate, self),
+            # Streamed and whole answers count as one kind of call (sync generation) for faults and assertions.
+            Route.build("POST", _VERSION + _MODEL + ":streamGenerateContent", "gemini_generate", self._stream, self),
             Route.build("POST", _VERSION + _MODEL + ":countTokens", "gemini_count_tokens", self._count, self),
             Route.build("POST", _VERSION + _MODEL + ":batchGenerateContent", "gemini_create", self._create, self),
             Route.build("GET", _VERSION + r"/batches", "gemini_list", self._list, self),
@@ -199,6 +202,19 @@ class GeminiApi:
     # --- generateContent / countTokens ----------------------------------------------------------
 
     def _generate(self, request: Request, path: dict[str, str]) -> Response:
+        return _json(self._answer(request, path))
+
+    def _stream(self, request: Request, path: dict[str, str]) -> Response:
+        """streamGenerateContent: with `alt=sse` server-sent events (what the SDK asks for), else one JSON
+        array streamed piece by piece, as the real API answers."""
+        pieces = stream_chunks(self._answer(request, path))
+        if request.query_value("alt") == "sse":
+            events = [b"data: " + json.dumps(piece).encode() + b"\r\n\r\n" for piece in pieces]
+            return Response(status=200, chunks=events, content_type="text/event-stream")
+        parts = [(b"[" if i == 0 else b",\r\n") + json.dumps(piece).encode() for i, piece in enumerate(pieces)]
+        return Response(status=200, chunks=[*parts, b"]"])
+
+    def _answer(self, request: Request, path: dict[str, str]) -> dict[str, Any]:
         model = find_model(path["model"], path["version"])
         body = validate_request(request.json())
         check_thinking(model, body)
@@ -213,7 +229,7 @@ class GeminiApi:
         if has_sync_error_marker(body):
             raise invalid("emulated invalid request ([[emulator:sync-errored]] marker)")
         cached = self.implicit_cache.account(model, body)
-        return _json(build_response(model, body, response_id=random_id(22), cached=cached))
+        return build_response(model, body, response_id=random_id(22), cached=cached)
 
     def _count(self, request: Request, path: dict[str, str]) -> Response:
         find_model(path["model"], path["version"])

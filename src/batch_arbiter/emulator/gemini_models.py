@@ -383,6 +383,35 @@ def build_response(
     return {"candidates": [candidate], **response}
 
 
+def stream_chunks(response: dict[str, Any], pieces: int = 3) -> list[dict[str, Any]]:
+    """`response` as streamGenerateContent sends it: the text in a few chunks, each a GenerateContentResponse
+    with the usage so far; the finish reason and the final usage on the last. A blocked prompt or a blocked
+    candidate is one chunk, as it is whole."""
+    candidates = response.get("candidates") or []
+    parts = (candidates[0].get("content") or {}).get("parts") if candidates else None
+    if not parts:
+        return [response]
+    text = "".join(p.get("text", "") for p in parts)
+    step = max(1, -(-len(text) // pieces))
+    texts = [text[at : at + step] for at in range(0, len(text), step)] or [""]
+    usage = response["usageMetadata"]
+    prompt = {k: v for k, v in usage.items() if k in ("promptTokenCount", "promptTokensDetails")}
+    chunks: list[dict[str, Any]] = []
+    for i, piece in enumerate(texts):
+        last = i == len(texts) - 1
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": piece}]}, "index": 0}
+        if last:
+            candidate["finishReason"] = candidates[0].get("finishReason", "STOP")
+        chunk: dict[str, Any] = {
+            "candidates": [candidate],
+            "usageMetadata": usage if last else {**prompt, "totalTokenCount": usage["promptTokenCount"]},
+            "modelVersion": response["modelVersion"],
+            "responseId": response["responseId"],
+        }
+        chunks.append(chunk)
+    return chunks
+
+
 def derived_id(*parts: str) -> str:
     # Deterministic ids keep repeated downloads of one job's results byte-identical.
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]

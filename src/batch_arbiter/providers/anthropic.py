@@ -17,11 +17,13 @@ from batch_arbiter.core.catalog import EFFORTS, ModelCaps
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
+from batch_arbiter.providers.retry import Attempt, before_answer
 from batch_arbiter.providers.schemas import wire_schema
 
 # No single wait the server asks for may outlast this; the SDK itself honours any `retry-after`.
 RETRY_AFTER_CAP_SECONDS = 30.0
-# Retries of one synchronous call (429s with retry-after are expected in a large fallback).
+# Retries of one synchronous call before its answer starts (429s with retry-after are expected in a
+# large fallback).
 SYNC_MAX_RETRIES = 6
 # Attempts at creating one batch; each ambiguous failure is checked against the batch list first.
 CREATE_ATTEMPTS = 3
@@ -76,8 +78,9 @@ class AnthropicProvider:
             timeout=httpx2.Timeout(config.request_timeout, connect=10.0),
             http_client=anthropic.DefaultHttpxClient(event_hooks={"response": [capped_retry_after(self._wait_cap)]}),
         )
-        # A fallback of many calls meets rate limits as a matter of course: more patience per call.
-        self._sync = self._client.with_options(max_retries=SYNC_MAX_RETRIES)
+        # Sync calls are retried by `before_answer` only, never by the SDK: its retries include timeouts,
+        # and a call timed out during generation may be billed again on every retry.
+        self._sync = self._client.with_options(max_retries=0)
 
     def _wait_cap(self) -> float:
         """Before the deadline, no wait may run past it; after it (the fallback), the plain cap."""
@@ -290,19 +293,40 @@ class AnthropicProvider:
     # -- sync ------------------------------------------------------------------------------------
 
     def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
-        """One Messages call; a failure becomes an errored Outcome, but a refused key raises AuthError."""
+        """One streamed Messages call, retried only while no answer has started; a failure becomes an
+        errored Outcome, but a refused key raises AuthError."""
         # Anthropic has no slower, cheaper synchronous tier, so the time left changes nothing here.
         del deadline_remaining
+        params = self.params(request, spec, batch=False)
+        # Streamed: a long answer (max_tokens up to the model's limit) is neither refused by the SDK nor
+        # waited on through a silent connection; the timeout is the longest silence between events.
+        timeout = httpx2.Timeout(self._config.sync_timeout, connect=10.0)
+
+        def once(attempt: Attempt) -> dict[str, Any]:
+            with self._sync.messages.stream(**params, timeout=timeout) as stream:
+                attempt.started = True  # the API accepted the call: from here on it may be billed
+                return stream.get_final_message().to_dict()
+
         try:
-            # An explicit timeout also lifts the SDK's client-side refusal of large max_tokens.
-            message = self._sync.messages.create(
-                **self.params(request, spec, batch=False), timeout=self._config.sync_timeout
-            )
+            message = before_answer(once, retryable=_refused_call, wait=self._sync_wait, attempts=SYNC_MAX_RETRIES + 1)
         except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
             raise AuthError(f"sync call failed: {describe(exc)}") from None
-        except anthropic.APIError as exc:
+        except (anthropic.APIError, httpx2.HTTPError, ValueError) as exc:
             return Outcome(request.custom_id, Status.ERRORED, model=spec.model, error=describe(exc))
-        return _message_outcome(request.custom_id, message.to_dict())
+        return _message_outcome(request.custom_id, message)
+
+    def _sync_wait(self, error: BaseException, attempt: int) -> float:
+        return self._retry_wait(error if isinstance(error, Exception) else None, attempt)
+
+
+def _refused_call(exc: BaseException) -> bool:
+    """A call the API turned away before answering: rate-limited, overloaded or a server error, or a
+    connection that never opened. Not a timeout (the request may be generating) nor a 504."""
+    if isinstance(exc, anthropic.RateLimitError):
+        return True
+    if isinstance(exc, anthropic.InternalServerError):
+        return not isinstance(exc, anthropic.GatewayTimeoutError) and exc.status_code != 504
+    return isinstance(exc, anthropic.APIConnectionError) and not isinstance(exc, anthropic.APITimeoutError)
 
 
 def batch_error(batch_id: str, purpose: str, exc: Exception) -> ProviderError:

@@ -20,6 +20,7 @@ from batch_arbiter.core.catalog import ModelCaps, base_model
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage, as_count
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError, Refused
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
+from batch_arbiter.providers.retry import Attempt, before_answer
 from batch_arbiter.providers.schemas import wire_schema
 
 # The API refuses inline batch bodies over 20 MB; the margin covers the envelope and the SDK's encoding.
@@ -409,8 +410,9 @@ class GeminiProvider:
     # -- sync ------------------------------------------------------------------------------------
 
     def run_sync(self, request: PromptRequest, spec: RunSpec, *, deadline_remaining: float | None = None) -> Outcome:
-        """One generateContent call: on the half-price Flex tier first when `deadline_remaining` leaves room,
-        then the standard tier; a failure becomes an errored Outcome, but a refused key raises AuthError."""
+        """One streamed generateContent call: on the half-price Flex tier first when `deadline_remaining`
+        leaves room, then the standard tier, retried only while no answer has started; a failure becomes an
+        errored Outcome, but a refused key raises AuthError."""
         try:
             contents = _contents(request)
         except ValueError as exc:
@@ -421,38 +423,76 @@ class GeminiProvider:
             flex = self._http(FLEX_LATENCY_SECONDS, 1)
             config = self.config(request, spec, service_tier=types.ServiceTier.FLEX, http_options=flex)
             try:
-                response = self._client.models.generate_content(
-                    model=spec.model,
-                    contents=contents,
-                    config=config,
-                )
+                response = self._stream(spec.model, contents, config, attempts=1)
                 return self._sync_outcome(request, spec, response, "flex")
-            except (errors.APIError, httpx2.HTTPError) as exc:
+            except (errors.APIError, httpx2.HTTPError, ValueError) as exc:
                 if rejected_key(exc):
                     raise AuthError(f"sync call failed: {describe(exc)}") from None
                 flex_error = describe(exc)
-        standard = self._http(self._config.sync_timeout, max(SYNC_ATTEMPTS, self._config.max_retries + 1))
+        # One HTTP attempt per try: the SDK would also retry timeouts, and a call that timed out while
+        # generating may be billed again on every retry.
+        standard = self._http(self._config.sync_timeout, 1)
+        attempts = max(SYNC_ATTEMPTS, self._config.max_retries + 1)
         try:
-            response = self._client.models.generate_content(
-                model=spec.model,
-                contents=contents,
-                config=self.config(request, spec, http_options=standard),
-            )
-        except (errors.APIError, httpx2.HTTPError) as exc:
+            response = self._stream(spec.model, contents, self.config(request, spec, http_options=standard), attempts)
+        except (errors.APIError, httpx2.HTTPError, ValueError) as exc:
             if rejected_key(exc):
                 raise AuthError(f"sync call failed: {describe(exc)}") from None
             error = describe(exc) + (f" (Flex tier before: {flex_error})" if flex_error else "")
             return Outcome(request.custom_id, Status.ERRORED, model=spec.model, error=error, tier="standard")
         return self._sync_outcome(request, spec, response, "standard")
 
+    def _stream(
+        self, model: str, contents: list[dict[str, Any]], config: types.GenerateContentConfig, attempts: int
+    ) -> dict[str, Any]:
+        """generateContentStream, its chunks merged into one response (REST field names); retried only
+        while no chunk has arrived."""
+
+        def once(attempt: Attempt) -> dict[str, Any]:
+            chunks: list[dict[str, Any]] = []
+            for chunk in self._client.models.generate_content_stream(model=model, contents=contents, config=config):
+                attempt.started = True  # the model is answering: from here on the call may be billed
+                chunks.append(chunk.model_dump(mode="json", by_alias=True, exclude_none=True))
+            return merge_chunks(chunks)
+
+        return before_answer(once, retryable=_refused_call, wait=lambda _, n: self._backoff(n), attempts=attempts)
+
     @staticmethod
-    def _sync_outcome(
-        request: PromptRequest, spec: RunSpec, response: types.GenerateContentResponse, tier: str
-    ) -> Outcome:
-        outcome = _outcome(request.custom_id, response.model_dump(mode="json", by_alias=True), None, tier)
+    def _sync_outcome(request: PromptRequest, spec: RunSpec, response: dict[str, Any], tier: str) -> Outcome:
+        outcome = _outcome(request.custom_id, response, None, tier)
         if outcome.model is None:
             outcome.model = spec.model
         return outcome
+
+
+def merge_chunks(chunks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A streamed answer as one GenerateContentResponse: every chunk's parts in order, the last finish
+    reason, usage and model version given, and any prompt feedback."""
+    merged: dict[str, Any] = {}
+    parts: list[dict[str, Any]] = []
+    finish = None
+    for chunk in chunks:
+        for key in ("usageMetadata", "modelVersion", "responseId", "promptFeedback"):
+            if chunk.get(key) is not None:
+                merged[key] = chunk[key]
+        candidates = chunk.get("candidates") or []
+        if candidates:
+            parts.extend((candidates[0].get("content") or {}).get("parts") or [])
+            finish = candidates[0].get("finishReason") or finish
+    if parts or finish is not None:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
+        if finish is not None:
+            candidate["finishReason"] = finish
+        merged["candidates"] = [candidate]
+    return merged
+
+
+def _refused_call(exc: BaseException) -> bool:
+    """A call the API turned away before answering (429, 500, 502, 503) or a connection that never opened;
+    not a timeout (the request may be generating) nor a 504."""
+    if isinstance(exc, errors.APIError):
+        return exc.code in (429, 500, 502, 503)
+    return isinstance(exc, (httpx2.ConnectError, httpx2.ConnectTimeout))
 
 
 def job_name(batch_id: str) -> str:

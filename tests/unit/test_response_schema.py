@@ -154,3 +154,13 @@ def test_a_reference_to_nothing_is_refused() -> None:
     )
     # Data is not a reference.
     check_schema({"enum": [{"$ref": "#/nowhere"}]}, "x")
+
+
+def test_a_required_property_the_object_does_not_allow_is_refused() -> None:
+    schema = {"type": "object", "properties": {"ideas": {"type": "array"}}, "required": ["idaes"]}
+    check_schema(schema, "x")  # open: an answer may still carry `idaes`
+    with pytest.raises(SchemaError, match=r"at \$: required property 'idaes' is not among its properties"):
+        check_schema({**schema, "additionalProperties": False}, "x")
+    nested = {"type": "object", "properties": {"a": {**schema, "additionalProperties": False}}}
+    with pytest.raises(SchemaError, match=r"at \$\.properties\.a: required property 'idaes'"):
+        check_schema(nested, "x")

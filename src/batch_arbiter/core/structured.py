@@ -86,8 +86,11 @@ def check_schema(schema: Mapping[str, Any], where: str, rules: SchemaRules | Non
         raise SchemaError(f"{where}: nested too deeply") from None
     try:
         dangling = _dangling_ref(schema, schema)
+        impossible = _impossible_required(schema, "$")
     except RecursionError:
         raise SchemaError(f"{where}: nested too deeply") from None
+    if impossible is not None:
+        raise SchemaError(f"{where}: {impossible}")
     if dangling is not None:
         raise SchemaError(f"{where}: $ref {dangling!r} points to nothing in the schema")
     if rules is not None:
@@ -152,6 +155,27 @@ def _dangling_ref(node: Any, root: Mapping[str, Any]) -> str | None:
         return ref
     children = (v for k, v in node.items() if k not in _DATA_KEYWORDS)
     return next((found for child in children if (found := _dangling_ref(child, root)) is not None), None)
+
+
+def _impossible_required(node: Any, path: str) -> str | None:
+    """An object that requires a property it does not allow: no answer could ever match (a typo, usually)."""
+    if isinstance(node, list):
+        return next((f for i, item in enumerate(node) if (f := _impossible_required(item, f"{path}[{i}]"))), None)
+    if not isinstance(node, Mapping):
+        return None
+    props = node.get("properties")
+    required = node.get("required")
+    closed = node.get("additionalProperties") is False and "patternProperties" not in node
+    if closed and isinstance(required, list):
+        known = props if isinstance(props, Mapping) else {}
+        missing = [name for name in required if isinstance(name, str) and name not in known]
+        if missing:
+            return (
+                f"at {path}: required property {missing[0]!r} is not among its properties and additionalProperties "
+                "is false, so no answer can match"
+            )
+    children = ((k, v) for k, v in node.items() if k not in _DATA_KEYWORDS)
+    return next((f for k, v in children if (f := _impossible_required(v, f"{path}.{k}"))), None)
 
 
 def _resolves(ref: str, root: Mapping[str, Any]) -> bool:

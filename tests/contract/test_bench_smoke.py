@@ -46,3 +46,8 @@ def test_sync_fallback_smoke_loses_nothing_under_rate_limits() -> None:
 def test_startup_smoke() -> None:
     result = run_json("startup.py", "--runs", "1")
     assert result["median_s"] > 0 and result["imports"]
+
+
+def test_structured_bench_smoke() -> None:
+    (row,) = run_json("structured.py", "--sizes", "20")
+    assert row["requests"] == 20 and row["plain_s"] > 0 and row["structured_s"] > 0

@@ -255,24 +255,41 @@ def _default_tier(status: Status, via: Via) -> str | None:
 
 def write_results_json(out_dir: Path, requests: list[PromptRequest]) -> Path:
     """`results.json`: every request, in the order given, as {custom_id, source, status, json} from the
-    final `results.jsonl` (carried lines included); `json` is null where no answer matched its schema."""
-    order = {r.custom_id: i for i, r in enumerate(requests)}
-    rows: list[dict[str, Any] | None] = [None] * len(requests)
-    with (out_dir / RESULTS_FILE).open(encoding="utf-8") as fh:
-        for line in fh:
+    final `results.jsonl` (carried lines included); `json` is null where no answer matched its schema.
+
+    Streamed: one pass notes where each request's line starts, a second writes the rows in request order,
+    so memory holds offsets, not 250,000 parsed answers."""
+    offsets: dict[str, int] = {}
+    wanted = {r.custom_id for r in requests}
+    path = out_dir / RESULTS_JSON_FILE
+    with (out_dir / RESULTS_FILE).open("rb") as src:
+        while True:
+            at = src.tell()
+            line = src.readline()
+            if not line:
+                break
             try:
-                record = json.loads(line)
-            except ValueError:
+                custom_id = json.loads(line).get("custom_id")
+            except (ValueError, AttributeError):
                 continue
-            at = order.get(record.get("custom_id"))
-            if at is not None:
-                rows[at] = {
+            if custom_id in wanted:
+                offsets[custom_id] = at
+        with open_own(path) as out:
+            out.write("[")
+            first = True
+            for request in requests:
+                at_line = offsets.get(request.custom_id)
+                if at_line is None:
+                    continue
+                src.seek(at_line)
+                record = json.loads(src.readline())
+                row = {
                     "custom_id": record["custom_id"],
                     "source": record.get("source"),
                     "status": record.get("status"),
                     "json": record.get("json"),
                 }
-    path = out_dir / RESULTS_JSON_FILE
-    body = json.dumps([row for row in rows if row is not None], ensure_ascii=False, indent=2)
-    write_own(path, body + "\n")
+                out.write(("\n  " if first else ",\n  ") + json.dumps(row, ensure_ascii=False))
+                first = False
+            out.write("\n]\n" if not first else "]\n")
     return path

@@ -346,3 +346,32 @@ def test_left_then_collected_later_is_validated_at_collect(
     }
     for row in results_json(second):
         jsonschema.validate(row["json"], IDEAS_SCHEMA)
+
+
+def test_cut_short_answer_is_invalid_and_rerun_and_a_refusal_is_not(
+    tmp_path: Path, emulator: Emulator, provider: ProviderProfile
+) -> None:
+    p = provider
+    cut = "[[emulator:max-tokens]] Ideas for the CLI."
+    refused = "[[emulator:refusal]] Ideas for something forbidden."
+    ws = workspace(tmp_path, {"prompts/cut.md": cut, "prompts/refused.md": refused, "prompts/ok.md": "Ideas."})
+    run = p.run(
+        ws, emulator, prompt_files="prompts/*.md", response_schema=SCHEMA_FILE, mode="batch", timeout_minutes=10
+    )
+    assert run.code == 1, run.log
+    lines = run.by_id()
+    # Cut at the output limit: not JSON the next step can use, so errored with why, and rerun once (cut again).
+    cut_line = lines["prompts_cut_md"]
+    assert (cut_line["status"], cut_line["validation"], cut_line["json"]) == ("errored", "invalid", None)
+    assert cut_line["error"].startswith("the answer is not JSON"), cut_line["error"]
+    assert cut_line["first_answer"]["via"] == "batch"
+    # A refusal has no answer to validate: errored with its reason, never rerun.
+    refused_line = lines["prompts_refused_md"]
+    assert refused_line["status"] == "errored" and "validation" not in refused_line
+    assert p.sync_prompts(emulator) == [cut]
+    assert lines["prompts_ok_md"]["validation"] == "valid"
+    assert {r["custom_id"]: r["status"] for r in results_json(run)} == {
+        "prompts_cut_md": "errored",
+        "prompts_ok_md": "succeeded",
+        "prompts_refused_md": "errored",
+    }

@@ -515,10 +515,12 @@ class Engine:
         self.writer.flush()
 
     def _check(self, outcome: Outcome) -> Outcome:
-        """Hold a succeeded answer to its request's schema: parsed into `json`, or errored with where and why
-        it does not match. A valid answer after an invalid one is `fixed`."""
+        """Hold an answer to its request's schema: parsed into `json`, or errored with where and why it does
+        not match. A valid answer after an invalid one is `fixed`."""
         schema = self._schemas.get(outcome.custom_id)
-        if schema is None or outcome.status is not Status.SUCCEEDED:
+        # An answer cut short at the output limit is held to the schema too: the provider's guarantee does
+        # not cover it. A refusal has no answer to hold (it is errored, and not rerun).
+        if schema is None or outcome.status not in (Status.SUCCEEDED, Status.INCOMPLETE):
             return outcome
         checked = self._validators.check(outcome.text, schema)
         if checked.valid:

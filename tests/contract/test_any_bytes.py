@@ -239,16 +239,16 @@ CELLS = st.one_of(
     st.sampled_from(["1", "0", "-1", "nan", "NaN", "inf", "-inf", "1e400", "1_000", "0x10", "", " 3 ", "abc", "١٢"]),
     HUGE.map(str),
     st.floats().map(repr),
-    st.text(alphabet=st.characters(blacklist_characters="\t\n\r"), max_size=8),
+    st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\t\n\r"), max_size=8),
 )
 DATES = st.one_of(
     st.sampled_from(["2020-01-01", "2020-13-45", "0001-01-01", "9999-12-31", "20200101", "", "yesterday"]),
     st.dates().map(str),
-    st.text(alphabet=st.characters(blacklist_characters="\t\n\r"), max_size=10),
+    st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\t\n\r"), max_size=10),
 )
 GLOBS = st.one_of(
     st.sampled_from(["claude-sonnet-5-5*", "*", "", "[", "claude-*", "gemini-3.8-flash*", "**"]),
-    st.text(alphabet=st.characters(blacklist_characters="\t\n\r"), max_size=10),
+    st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\t\n\r"), max_size=10),
 )
 ROW = st.tuples(GLOBS, DATES, st.lists(CELLS, min_size=0, max_size=7)).map(lambda r: "\t".join([r[0], r[1], *r[2]]))
 HEADER = "model_glob\teffective_from\tinput\tcache_read\tcache_write\toutput"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
 
 from batch_arbiter.core.records import Usage
+from batch_arbiter.core.tools import SERVER_TOOLS
 from batch_arbiter.errors import InputError
 
 BATCH_DISCOUNT = 0.5
@@ -191,3 +193,145 @@ def _parse(text: str, name: str, start: int) -> list[_Row]:
 def _rank(row: _Row) -> tuple[int, date, int]:
     """Most specific glob first, then the newest row, then the latest loaded (a user's file wins ties)."""
     return (row.specificity, row.effective_from, row.order)
+
+
+# -- server-tool fees --------------------------------------------------------------------------------
+
+_FEE_COLUMNS = (
+    "model_glob",
+    "tool",
+    "effective_from",
+    "unit",
+    "usd_per_unit",
+    "batch_discount",
+    "source",
+    "read_on",
+    "note",
+)
+_BUNDLED_FEES = "core/data/tool-fees.tsv"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFee:
+    """One row of the server-tool fee table: what one `unit` of `tool` costs on models matching the glob."""
+
+    model_glob: str
+    tool: str
+    effective_from: date
+    unit: str
+    usd_per_unit: float
+    # Whether the provider documents its batch discount on this fee (none does, so far).
+    batch_discount: bool
+    source: str
+    read_on: date
+    note: str
+
+    @property
+    def specificity(self) -> int:
+        """How much of the glob is literal: the more specific row wins."""
+        return sum(ch not in "*?[]" for ch in self.model_glob)
+
+
+class ToolFeeTable:
+    """The dated server-tool fees (`core/data/tool-fees.tsv`), looked up by model, tool and date."""
+
+    def __init__(self, rows: Iterable[ToolFee]) -> None:
+        self._rows = list(rows)
+
+    @classmethod
+    def load(cls) -> ToolFeeTable:
+        """The bundled table."""
+        text = resources.files("batch_arbiter").joinpath(_BUNDLED_FEES).read_text(encoding="utf-8")
+        return cls(_parse_fees(text, _BUNDLED_FEES.rpartition("/")[2]))
+
+    @property
+    def rows(self) -> list[ToolFee]:
+        """Every row, in file order."""
+        return list(self._rows)
+
+    def fee(self, model: str, tool: str, on: date) -> ToolFee | None:
+        """The row that prices `tool` on `model` on date `on`: the most specific glob, then the newest."""
+        candidates = [
+            r
+            for r in self._rows
+            if r.tool == tool and r.effective_from <= on and fnmatch.fnmatchcase(model, r.model_glob)
+        ]
+        return max(candidates, key=lambda r: (r.specificity, r.effective_from), default=None)
+
+
+@functools.cache
+def tool_fee_table() -> ToolFeeTable:
+    """The bundled fee table, read once."""
+    return ToolFeeTable.load()
+
+
+def tool_fee_unit(model: str, tool: str, on: date) -> str | None:
+    """What to count for `tool` on `model` (`search`, `search_query`, `grounded_prompt`, ...): the unit
+    `tool_fees_usd` prices; None when the table has no row for it."""
+    row = tool_fee_table().fee(model, tool, on)
+    return row.unit if row is not None else None
+
+
+def tool_fees_usd(
+    model: str,
+    counts: Mapping[str, float],
+    on: date,
+    *,
+    batch: bool = False,
+    table: ToolFeeTable | None = None,
+) -> float:
+    """What a turn's server-tool use costs beyond its tokens, in USD.
+
+    `model` is the model id (its provider and generation decide the fee); `counts` maps server-tool
+    names (core/tools.py) to how many of the row's unit were used (`tool_fee_unit` says which).
+    `batch`: the turn ran in a batch; the discount applies only to fees whose row documents it. A tool
+    the catalogue does not know, a negative or non-finite count, or a tool with no fee row for the
+    model is a PricingError: a fee is never guessed as zero.
+    """
+    table = table or tool_fee_table()
+    total = 0.0
+    for tool, count in counts.items():
+        if tool not in SERVER_TOOLS:
+            raise PricingError(f"no fee for {tool!r}: not a server tool (known: {', '.join(SERVER_TOOLS)})")
+        if not math.isfinite(count) or count < 0:
+            raise PricingError(f"{tool} count must be a finite number, not negative (got {count!r})")
+        if not count:
+            continue
+        row = table.fee(model, tool, on)
+        if row is None:
+            raise PricingError(f"no {tool} fee for model {model!r} on {on.isoformat()}")
+        fee = count * row.usd_per_unit
+        total += fee * BATCH_DISCOUNT if batch and row.batch_discount else fee
+    return total
+
+
+def _parse_fees(text: str, name: str) -> list[ToolFee]:
+    rows: list[ToolFee] = []
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
+    for n, fields in zip((n for n, _ in lines), csv.reader((line for _, line in lines), delimiter="\t"), strict=True):
+        cells = [f.strip() for f in fields]
+        if tuple(cells) == _FEE_COLUMNS:
+            continue
+        if len(cells) != len(_FEE_COLUMNS):
+            raise PricingError(f"{name}:{n}: expected {len(_FEE_COLUMNS)} tab-separated columns {_FEE_COLUMNS}")
+        glob, tool, when, unit, usd, discount, source, read_on, note = cells
+        try:
+            row = ToolFee(
+                glob,
+                tool,
+                date.fromisoformat(when),
+                unit,
+                float(usd),
+                discount == "yes",
+                source,
+                date.fromisoformat(read_on),
+                note,
+            )
+        except ValueError as exc:
+            raise PricingError(f"{name}:{n}: {exc}") from exc
+        if tool not in SERVER_TOOLS or discount not in ("yes", "no"):
+            raise PricingError(f"{name}:{n}: tool must be one of {', '.join(SERVER_TOOLS)}, batch_discount yes or no")
+        if not math.isfinite(row.usd_per_unit) or row.usd_per_unit < 0 or not source.startswith("https://"):
+            raise PricingError(f"{name}:{n}: a fee is a finite, non-negative number with an https source")
+        rows.append(row)
+    return rows

@@ -9,7 +9,9 @@ from batch_arbiter.core.tools import (
     SERVER_TOOLS,
     TOOLS,
     argument_error,
+    cli_tool_names,
     client_tools,
+    from_cli_tools,
     parse_tools,
     server_tools,
     tools_from_request,
@@ -123,3 +125,31 @@ def test_argument_errors(tool: str, args: Any, fragment: str) -> None:
 )
 def test_arguments_that_fit(tool: str, args: dict[str, Any]) -> None:
     assert argument_error(TOOLS[tool], args) is None
+
+
+def test_arguments_are_checked_with_the_schema_the_model_is_sent() -> None:
+    # jsonschema's reading: 2.0 is an integer, True is not; the workspace takes 2.0 as line 2.
+    assert argument_error(TOOLS["read"], {"path": "a", "offset": 2.0}) is None
+    assert argument_error(TOOLS["read"], {"path": "a", "limit": True}) == "`read`: `limit` must be an integer"
+
+
+@pytest.mark.parametrize(
+    ("allowed", "tools", "blockers"),
+    [
+        ("Read,Grep,WebSearch", ("read", "grep", "web-search"), ()),
+        ("Read Glob LS WebFetch TodoWrite", ("read", "glob", "web-fetch"), ()),
+        ('"Bash(git diff:*)" Read Edit', ("read",), (("Bash", "runs shell commands"), ("Edit", "edits files"))),
+        ("read_file,search_file_content,google_web_search", ("read", "grep", "web-search"), ()),
+        (
+            "Write,mcp__github__get_issue",
+            (),
+            (("Write", "writes files"), ("mcp__github__get_issue", "calls an MCP server")),
+        ),
+        ("Frobnicate", (), (("Frobnicate", "is not a tool a batched agent has"),)),
+    ],
+)
+def test_agent_cli_tools_map_to_the_catalogue(
+    allowed: str, tools: tuple[str, ...], blockers: tuple[tuple[str, str], ...]
+) -> None:
+    found = from_cli_tools(cli_tool_names(allowed))
+    assert (found.tools, found.blockers) == (tools, blockers)

@@ -360,3 +360,7 @@ def test_the_audit_hook_sees_reads(ws: Path) -> None:
     with touched() as paths:
         (ws.parent / "outside" / "secret.txt").read_text()
     assert _outside(ws, paths) != []
+
+
+def test_whole_numbers_sent_as_floats_are_line_numbers(ws: Path) -> None:
+    assert _check(ws, "read", {"path": "src/app.py", "offset": 2.0, "limit": 1.0}) == ToolResult("line 2\n")

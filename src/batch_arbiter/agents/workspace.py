@@ -155,7 +155,9 @@ class Workspace:
         assert isinstance(args, Mapping)
         try:
             if name == "read":
-                return self._read(args["path"], args.get("offset", 1), args.get("limit"))
+                # JSON Schema counts 2.0 as an integer; slicing does not.
+                limit = args.get("limit")
+                return self._read(args["path"], int(args.get("offset", 1)), None if limit is None else int(limit))
             if name == "glob":
                 return self._glob(args["pattern"])
             return self._grep(args["pattern"], args.get("glob"))

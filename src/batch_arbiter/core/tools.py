@@ -8,24 +8,34 @@ their own tool types. Pure data and parsing: nothing here touches a file.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
 from batch_arbiter.errors import InputError
 
 __all__ = [
+    "AGENT_CLI_TOOLS",
+    "BLOCKING_CLI_TOOLS",
     "CLIENT_TOOLS",
     "MAX_FILE_BYTES",
     "OUTPUT_CAP_BYTES",
     "SERVER_TOOLS",
     "TOOLS",
+    "CliTools",
     "ToolResult",
     "ToolSpec",
     "argument_error",
+    "cli_tool_names",
     "client_tools",
+    "from_cli_tools",
     "parse_tools",
     "server_tools",
     "tools_from_request",
@@ -178,36 +188,120 @@ def server_tools(names: tuple[str, ...]) -> tuple[ToolSpec, ...]:
     return tuple(spec for name, spec in SERVER_TOOLS.items() if name in names)
 
 
-_JSON_TYPES: Mapping[str, tuple[type, ...]] = MappingProxyType({"string": (str,), "integer": (int,)})
+@functools.cache
+def _validator(name: str) -> Draft202012Validator:
+    schema = TOOLS[name].input_schema
+    assert schema is not None
+    return Draft202012Validator(json.loads(json.dumps(dict(schema), default=dict)))
 
 
 def argument_error(spec: ToolSpec, args: object) -> str | None:
     """Why `args` does not fit `spec.input_schema`, or None when it does.
 
-    Checks the schema subset the catalogue uses (an object; required, known and typed properties;
-    integer minimums), reading the schema itself so the check cannot drift from what the model is sent.
+    Validated with `jsonschema` against the very schema the model is sent, so the check cannot drift
+    from it; the first error is worded for the model (which field, and what it must be).
     """
     schema = spec.input_schema
     if schema is None:
         return f"`{spec.name}` is run by the provider, not by the action"
-    if not isinstance(args, Mapping):
-        return f"`{spec.name}` takes a JSON object of arguments, got {type(args).__name__}"
+    error = best_match(_validator(spec.name).iter_errors(args))
+    if error is None:
+        return None
+    field = ".".join(str(p) for p in error.absolute_path)
     properties: Mapping[str, Any] = schema["properties"]
-    missing = [name for name in schema["required"] if name not in args]
-    if missing:
+    if not field and error.validator == "type":
+        return f"`{spec.name}` takes a JSON object of arguments, got {type(args).__name__}"
+    if error.validator == "required":
+        missing = [n for n in schema["required"] if isinstance(args, Mapping) and n not in args]
         return f"`{spec.name}` needs {', '.join(f'`{m}`' for m in missing)}"
-    extra = sorted(str(k) for k in args if k not in properties)
-    if extra:
+    if error.validator == "additionalProperties" and isinstance(args, Mapping):
+        extra = sorted(str(k) for k in args if k not in properties)
         return (
             f"`{spec.name}` takes no {', '.join(f'`{e}`' for e in extra)} "
             f"(its fields: {', '.join(f'`{p}`' for p in properties)})"
         )
-    for name, value in args.items():
-        rule: Mapping[str, Any] = properties[name]
-        wanted = rule["type"]
-        # JSON has no bool/int confusion, Python does: True is not a line number.
-        if isinstance(value, bool) or not isinstance(value, _JSON_TYPES[wanted]):
-            return f"`{spec.name}`: `{name}` must be a{'n' if wanted == 'integer' else ''} {wanted}"
-        if "minimum" in rule and value < rule["minimum"]:
-            return f"`{spec.name}`: `{name}` must be at least {rule['minimum']}"
-    return None
+    if error.validator == "type":
+        wanted = error.validator_value
+        return f"`{spec.name}`: `{field}` must be a{'n' if wanted == 'integer' else ''} {wanted}"
+    if error.validator == "minimum":
+        return f"`{spec.name}`: `{field}` must be at least {error.validator_value}"
+    return f"`{spec.name}`: {f'`{field}`: ' if field else ''}{error.message}"
+
+
+# -- what agent CLIs call their tools ------------------------------------------------------------------
+
+# Read-only tools of Claude Code and the Gemini CLI, and the catalogue tool that does their job in a
+# batched agent: what the audit reads off `--allowed-tools`. Keys are lower case.
+AGENT_CLI_TOOLS: Mapping[str, str] = MappingProxyType(
+    {
+        # Claude Code
+        "read": "read",
+        "notebookread": "read",
+        "glob": "glob",
+        "ls": "glob",
+        "grep": "grep",
+        "websearch": "web-search",
+        "webfetch": "web-fetch",
+        # Gemini CLI
+        "read_file": "read",
+        "read_many_files": "read",
+        "list_directory": "glob",
+        "search_file_content": "grep",
+        "google_web_search": "web-search",
+        "web_fetch": "web-fetch",
+    }
+)
+# Tools that change the workspace or run programs on the runner: no batched agent gets them.
+BLOCKING_CLI_TOOLS: Mapping[str, str] = MappingProxyType(
+    {
+        "bash": "runs shell commands",
+        "bashoutput": "runs shell commands",
+        "killshell": "runs shell commands",
+        "run_shell_command": "runs shell commands",
+        "edit": "edits files",
+        "multiedit": "edits files",
+        "notebookedit": "edits files",
+        "replace": "edits files",
+        "write": "writes files",
+        "write_file": "writes files",
+        "task": "starts sub-agents",
+        "save_memory": "writes memory files",
+    }
+)
+# Bookkeeping inside an agent session that touches nothing: not needed, not a reason to reshape.
+_HARMLESS_CLI_TOOLS = frozenset({"todowrite", "todoread", "exitplanmode"})
+_CLI_TOOL = re.compile(r"[A-Za-z_][\w.-]*(?:\([^)]*\)?)?")
+
+
+@dataclass(frozen=True, slots=True)
+class CliTools:
+    """An agent step's allowed tools read against the catalogue: the catalogue tools they become, and the
+    ones no batched agent can have, each with why (`Bash` -> "runs shell commands")."""
+
+    tools: tuple[str, ...]
+    blockers: tuple[tuple[str, str], ...]
+
+
+def cli_tool_names(text: str) -> list[str]:
+    """The tool names of an `--allowed-tools` value (`Read,Grep`, `"Bash(git diff:*)" Edit`): names only,
+    without their `(...)` patterns."""
+    return [m.group(0).split("(", 1)[0] for m in _CLI_TOOL.finditer(text)]
+
+
+def from_cli_tools(names: Iterable[str]) -> CliTools:
+    """What a batched agent can do of an agent CLI's allowed tools (Claude Code or Gemini CLI names)."""
+    found: dict[str, None] = {}
+    blockers: dict[str, str] = {}
+    for name in names:
+        key = name.strip().lower()
+        if not key or key in _HARMLESS_CLI_TOOLS:
+            continue
+        if key in AGENT_CLI_TOOLS:
+            found[AGENT_CLI_TOOLS[key]] = None
+        elif key in BLOCKING_CLI_TOOLS:
+            blockers.setdefault(name, BLOCKING_CLI_TOOLS[key])
+        elif key.startswith("mcp__"):
+            blockers.setdefault(name, "calls an MCP server")
+        else:
+            blockers.setdefault(name, "is not a tool a batched agent has")
+    return CliTools(tuple(t for t in TOOLS if t in found), tuple(blockers.items()))

@@ -25,6 +25,7 @@ from batch_arbiter.core.policy import Decision, Policy, decide, load_policy, nor
 from batch_arbiter.core.pricing import PriceTable, PricingError
 from batch_arbiter.core.records import Usage
 from batch_arbiter.core.settings import Settings
+from batch_arbiter.core.tools import CLIENT_TOOLS, SERVER_TOOLS, TOOLS, from_cli_tools
 from batch_arbiter.errors import InputError
 from batch_arbiter.files import write_own
 from batch_arbiter.markdown import BATCH_COLOUR, SYNC_COLOUR, bar_chart, escape, money, table
@@ -201,12 +202,31 @@ def _classify(wf: WorkflowFile, policy: Policy) -> Workload:
     if not scheduled:
         triggers = ", ".join(wf.events) or "no trigger"
         notes.append(f"not on a schedule ({triggers})")
-    if verdict == CANDIDATE and any(s.kind in AGENT_KINDS for s in wf.steps):
-        notes.append(
-            "runs an agent session: a batch takes single prompts, so gather the context first "
-            "and send one prompt per request (tools do not run inside a batch)"
-        )
+    if verdict == CANDIDATE:
+        notes += _agent_notes([s for s in wf.steps if s.kind in AGENT_KINDS])
     return Workload(wf, name, verdict, decision, runs, basis, notes=notes)
+
+
+def _agent_notes(steps: Sequence[LlmStep]) -> list[str]:
+    """What the agent steps of a batch candidate need: nothing when every tool they are allowed is one a
+    batched agent has ("batchable as an agent"), else which tool blocks them, or that they do not say."""
+    if not steps:
+        return []
+    client, server = ", ".join(CLIENT_TOOLS), ", ".join(SERVER_TOOLS)
+    catalogue = f"{client} (read-only, inside the workspace) and {server} (run by the provider)"
+    mapped = [from_cli_tools(s.tools) for s in steps if s.tools is not None]
+    blockers = {name: why for m in mapped for name, why in m.blockers}
+    if blockers:
+        listed = ", ".join(f"`{name}` {why}" for name, why in blockers.items())
+        return [f"needs reshaping: {listed}; a batched agent has only {catalogue}"]
+    if len(mapped) < len(steps):
+        return [
+            "needs reshaping: runs an agent session that does not say which tools it may use; list them with "
+            f"`--allowed-tools` from what a batched agent has ({catalogue}), or gather the context first and "
+            "send one prompt per request"
+        ]
+    tools = [t for t in TOOLS if any(t in m.tools for m in mapped)]
+    return [f"batchable as an agent: tools {', '.join(tools) or 'none'}"]
 
 
 def _main_event(events: Sequence[str]) -> str | None:

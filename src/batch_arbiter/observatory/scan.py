@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from batch_arbiter.core.tools import cli_tool_names
 from batch_arbiter.observatory.cron import Cron, CronError, parse
 
 # Credentials that give a step away as an LLM caller, and the engine each belongs to.
@@ -50,6 +51,11 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _MODEL_FLAG = re.compile(r"(?:--model|-m)[=\s]+['\"]?([A-Za-z0-9._:/-]+)")
 # A model id written in code or a request body: `model="claude-..."`, `"model": "gemini-..."`.
 _MODEL_IN_CODE = re.compile(r"\bmodel['\"]?\s*[=:]\s*['\"]((?:claude|gemini)-[A-Za-z0-9._-]+)['\"]")
+# How Claude Code and the Gemini CLI are told which tools an agent may use without asking.
+_ALLOWED_TOOLS_FLAGS = ("--allowed-tools", "--allowedTools", "--allowed_tools")
+
+# (kind, engine, model, evidence, allowed tools) of one LLM call found in a snippet or script.
+_Hit = tuple[str, str, str | None, str, tuple[str, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,8 @@ class LlmStep:
     evidence: str
     # The `with:` of a batch-arbiter step (mode, workload, model...), else empty.
     inputs: Mapping[str, str] = field(default_factory=dict)
+    # An agent step's allowed tools as the CLI names them (`Read`, `Bash`); None when the step does not say.
+    tools: tuple[str, ...] | None = None
 
     @property
     def is_arbiter(self) -> bool:
@@ -161,7 +169,7 @@ def load_yaml(path: Path, rel: str) -> tuple[Any, str | None]:
 class _Scanner:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._script_cache: dict[Path, list[tuple[str, str, str | None, str]]] = {}
+        self._script_cache: dict[Path, list[_Hit]] = {}
 
     def workflow(self, path: Path, rel: str) -> WorkflowFile:
         data, error = load_yaml(path, rel)
@@ -255,7 +263,7 @@ class _Scanner:
                 before = len(wf.steps)
                 self._jobs(wf, jobs, data.get("env"), depth + 1, seen | {rel})
                 wf.steps[before:] = [
-                    LlmStep(f"{job} → {s.job}", s.step, s.kind, s.engine, s.model, s.evidence, s.inputs)
+                    LlmStep(f"{job} → {s.job}", s.step, s.kind, s.engine, s.model, s.evidence, s.inputs, s.tools)
                     for s in wf.steps[before:]
                 ]
             return
@@ -299,7 +307,11 @@ class _Scanner:
                 return
             if action.startswith(("anthropics/claude-code-action", "anthropics/claude-code-base-action")):
                 model = _model(with_) or _flag_model(" ".join(str(v) for v in with_.values()))
-                wf.steps.append(LlmStep(job, label, "claude-code-action", "claude", model, f"uses {uses}"))
+                wf.steps.append(
+                    LlmStep(
+                        job, label, "claude-code-action", "claude", model, f"uses {uses}", tools=_action_tools(with_)
+                    )
+                )
                 return
             if "run-gemini-cli" in action:
                 model = _model(with_) or _flag_model(" ".join(str(v) for v in with_.values()))
@@ -330,8 +342,8 @@ class _Scanner:
             workdir = defaults["run"].get("working-directory")
         base = self.root / str(workdir) if isinstance(workdir, str) and "${{" not in workdir else self.root
         hits = self._scan_text(run, base, "run:", depth=0, seen=set())
-        for kind, engine, model, evidence in hits:
-            wf.steps.append(LlmStep(job, label, kind, engine, model, evidence))
+        for kind, engine, model, evidence, tools in hits:
+            wf.steps.append(LlmStep(job, label, kind, engine, model, evidence, tools=tools))
         if not hits:
             credential = _credential(step.get("env"))
             if credential:
@@ -346,19 +358,17 @@ class _Scanner:
                     )
                 )
 
-    def _scan_text(
-        self, text: str, base: Path, where: str, depth: int, seen: set[Path]
-    ) -> list[tuple[str, str, str | None, str]]:
-        """(kind, engine, model, evidence) for each LLM call in a shell snippet or script file."""
-        hits: list[tuple[str, str, str | None, str]] = []
+    def _scan_text(self, text: str, base: Path, where: str, depth: int, seen: set[Path]) -> list[_Hit]:
+        """(kind, engine, model, evidence, allowed tools) for each LLM call in a shell snippet or script file."""
+        hits: list[_Hit] = []
         for words in _commands(text):
             words = _unwrap_npx(words)
             command = words[0].rsplit("/", 1)[-1]
             line = " ".join(words)
             if command == "claude" and any(w in ("-p", "--print") for w in words[1:]):
-                hits.append(("claude CLI", "claude", _flag_model(line), f"{where} `claude -p`"))
+                hits.append(("claude CLI", "claude", _flag_model(line), f"{where} `claude -p`", _allowed_tools(words)))
             elif command == "gemini" and not set(words[1:]) <= {"--version", "-v", "--help", "-h"}:
-                hits.append(("gemini CLI", "gemini", _flag_model(line), f"{where} `gemini`"))
+                hits.append(("gemini CLI", "gemini", _flag_model(line), f"{where} `gemini`", _allowed_tools(words)))
             else:
                 script = _script_of(words)
                 path = self._resolve(script, base) if script and depth < MAX_DEPTH else None
@@ -368,7 +378,7 @@ class _Scanner:
             found = _api_markers(text)
             if found:
                 engine, what = found
-                hits.append(("API call", engine, _code_model(text), f"{where} {what}"))
+                hits.append(("API call", engine, _code_model(text), f"{where} {what}", None))
         return hits
 
     def _resolve(self, script: str, base: Path) -> Path | None:
@@ -379,7 +389,7 @@ class _Scanner:
                 return path
         return None
 
-    def _script(self, path: Path, depth: int, seen: set[Path]) -> list[tuple[str, str, str | None, str]]:
+    def _script(self, path: Path, depth: int, seen: set[Path]) -> list[_Hit]:
         if path in self._script_cache:
             return self._script_cache[path]
         try:
@@ -393,7 +403,7 @@ class _Scanner:
             hits = self._scan_text(text, path.parent, rel + ":", depth + 1, seen)
         else:
             found = _api_markers(text)
-            hits = [("API call", found[0], _code_model(text), f"{rel} {found[1]}")] if found else []
+            hits = [("API call", found[0], _code_model(text), f"{rel} {found[1]}", None)] if found else []
         self._script_cache[path] = hits
         return hits
 
@@ -486,3 +496,35 @@ def _flag_model(text: str) -> str | None:
     if match and "$" not in match.group(1):
         return match.group(1)
     return None
+
+
+def _allowed_tools(words: list[str]) -> tuple[str, ...] | None:
+    """The tool names after `--allowed-tools` / `--allowedTools` (comma- or space-separated, up to the next
+    flag, as the CLIs read them), or None when the command gives none."""
+    found: list[str] | None = None
+    index = 0
+    while index < len(words):
+        flag, eq, value = words[index].partition("=")
+        index += 1
+        if flag not in _ALLOWED_TOOLS_FLAGS:
+            continue
+        values = [value] if eq else []
+        while not eq and index < len(words) and not words[index].startswith("-"):
+            values.append(words[index])
+            index += 1
+        found = (found or []) + cli_tool_names(" ".join(values))
+    return tuple(found) if found is not None else None
+
+
+def _action_tools(with_: Mapping[Any, Any]) -> tuple[str, ...] | None:
+    """claude-code-action's allowed tools: `allowed_tools` (v0) and `--allowedTools` in `claude_args` (v1)."""
+    found: list[str] | None = None
+    allowed = with_.get("allowed_tools")
+    if isinstance(allowed, str) and "${{" not in allowed:
+        found = cli_tool_names(allowed)
+    args = with_.get("claude_args")
+    if isinstance(args, str):
+        from_args = _allowed_tools([w.strip("'\"") for w in args.split()])
+        if from_args is not None:
+            found = (found or []) + list(from_args)
+    return tuple(found) if found is not None else None

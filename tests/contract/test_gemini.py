@@ -74,6 +74,41 @@ def test_the_provider_switches_to_a_file_before_the_inline_limit(emulator: Emula
     assert name.startswith("batches/") and emulator.gemini_job(name).input_file is not None
 
 
+CJK = "批处理的价格是同步调用的一半，结果在截止时间之前收集。" * 12
+
+
+def test_the_inline_size_is_measured_as_the_sdk_sends_it() -> None:
+    from batch_arbiter.providers.gemini import inline_item_bytes
+
+    provider = GeminiProvider(ProviderConfig(api_key=API_KEY, base_url="http://127.0.0.1:9"))
+    try:
+        wire = provider.wire_request(PromptRequest("r", "r.md", CJK), RunSpec("gemini-3.8-flash"))
+    finally:
+        provider.close()
+    compact = len(json.dumps({"request": wire}, ensure_ascii=False, separators=(",", ":")).encode())
+    # Each CJK character is 3 bytes of UTF-8 but a 6-byte \\uXXXX escape in the SDK's json.dumps.
+    assert inline_item_bytes("r", wire) > 1.8 * compact
+
+
+def test_a_cjk_batch_that_fits_as_utf8_but_not_as_sent_goes_as_a_file_at_once(emulator: Emulator) -> None:
+    requests = [PromptRequest(f"r{n}", f"r{n}.md", CJK) for n in range(4)]
+    utf8 = sum(len(CJK.encode()) for _ in requests)
+    # Between the compact UTF-8 size and the size the SDK sends: inline would be refused as too large.
+    limit = utf8 + 1500
+    emulator.config.gemini_inline_limit_bytes = limit
+    provider = GeminiProvider(ProviderConfig(api_key=API_KEY, base_url=emulator.base_url), inline_limit_bytes=limit)
+    try:
+        provider.submit(requests, RunSpec(model="gemini-3.8-flash", max_tokens=256))
+        small = provider.submit(requests[:1], RunSpec(model="gemini-3.8-flash", max_tokens=256))
+    finally:
+        provider.close()
+    file_create, inline_create = emulator.calls("gemini_create")
+    # No refused inline attempt first: the size was known before sending.
+    assert file_create.status == 200 and "fileName" in file_create.body["batch"]["inputConfig"]
+    assert inline_create.status == 200 and "requests" in inline_create.body["batch"]["inputConfig"]
+    assert small.startswith("batches/")
+
+
 def test_a_failed_job_says_why_and_everything_reruns(ws: Path, emulator: Emulator) -> None:
     emulator.config.gemini_job_error = "the input could not be read: quota for batch jobs exhausted"
     run = GEMINI.run(ws, emulator, prompt_files="prompts/*", mode="batch", timeout_minutes=10)
@@ -235,3 +270,31 @@ def test_sync_calls_are_retried_with_explicit_limits(ws: Path, emulator: Emulato
     assert [c.status for c in calls] == [429, 503, 200]
     # The SDK has neither by default: every call carries a timeout (sent as X-Server-Timeout too).
     assert all(c.headers.get("x-server-timeout") == "600" for c in calls)
+
+
+def test_every_call_goes_to_the_documented_api_version(ws: Path, emulator: Emulator) -> None:
+    emulator.config.gemini_inline_limit_bytes = 4096
+    write_prompts(ws, {"prompts/long.md": "Long signal: " + "evidence " * 600})
+    run = GEMINI.run(ws, emulator, prompt_files="prompts/*", mode="batch", budget_usd="5", timeout_minutes=10)
+    assert run.code == 0, run.log
+    paths = [c.path for c in emulator.calls()]
+    assert {"gemini_create", "files_upload", "files_download", "gemini_get", "gemini_count_tokens"} <= {
+        c.route for c in emulator.calls()
+    }
+    # The Batch and Files APIs are documented under v1beta only; the SDK's default v1 is never used.
+    assert [p for p in paths if not p.startswith(("/v1beta/", "/upload/v1beta/", "/download/v1beta/"))] == []
+
+
+def test_the_raw_job_body_is_read_through_the_sdk_client(emulator: Emulator) -> None:
+    # The one private SDK access (google-genai's `_api_client.request`): an SDK that renames or reshapes
+    # it fails here, not in a run that then misses why a job failed.
+    from batch_arbiter.providers.gemini import raw_get
+
+    provider = GeminiProvider(ProviderConfig(api_key=API_KEY, base_url=emulator.base_url))
+    try:
+        name = provider.submit([PromptRequest("a", "a.md", "x [[emulator:job-failed]]")], RunSpec("gemini-3.8-flash"))
+        body = raw_get(provider._client, name)
+        assert body["name"] == name and "batchStats" in body["metadata"]
+        assert [c.path for c in emulator.calls("gemini_get")][-1] == f"/v1beta/{name}"
+    finally:
+        provider.close()

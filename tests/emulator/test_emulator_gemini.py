@@ -28,9 +28,9 @@ def emu() -> Iterator[Emulator]:
 
 @pytest.fixture
 def client(emu: Emulator) -> Iterator[genai.Client]:
-    sdk = genai.Client(
-        api_key="test-key", vertexai=False, http_options=types.HttpOptions(base_url=emu.base_url, timeout=10_000)
-    )
+    # v1beta, as the adapter pins it: the Batch and Files APIs are not served under the SDK's default v1.
+    options = types.HttpOptions(base_url=emu.base_url, api_version="v1beta", timeout=10_000)
+    sdk = genai.Client(api_key="test-key", vertexai=False, http_options=options)
     yield sdk
     sdk.close()
 
@@ -77,7 +77,7 @@ def test_generate_content_returns_text_and_usage(client: genai.Client, emu: Emul
     assert usage.thoughts_token_count == 64  # thinking by default, billed as output
     assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count + 64
     (call,) = emu.calls("gemini_generate")
-    assert call.path == "/v1/models/gemini-3.8-flash:generateContent"  # the SDK's default API version
+    assert call.path == "/v1beta/models/gemini-3.8-flash:generateContent"
     assert "x-goog-api-key" not in call.headers  # credentials are never logged
 
 
@@ -133,7 +133,7 @@ def test_keys_are_checked(emu: Emulator) -> None:
 
 def test_count_tokens(client: genai.Client, emu: Emulator) -> None:
     assert client.models.count_tokens(model=MODEL, contents="a" * 400).total_tokens == 100
-    assert emu.calls("gemini_count_tokens")[0].path == f"/v1/models/{MODEL}:countTokens"
+    assert emu.calls("gemini_count_tokens")[0].path == f"/v1beta/models/{MODEL}:countTokens"
 
 
 def test_inline_job_lifecycle_results_and_raw_stats(client: genai.Client, emu: Emulator) -> None:
@@ -152,7 +152,7 @@ def test_inline_job_lifecycle_results_and_raw_stats(client: genai.Client, emu: E
     )
     assert by_key["b"].response is None and by_key["b"].error is not None and by_key["b"].error.code == 3
     # The SDK drops the batch stats; they are in the raw body, int64s as strings.
-    status, body = raw(emu, "GET", f"/v1/{job.name}", {"x-goog-api-key": "k"})
+    status, body = raw(emu, "GET", f"/v1beta/{job.name}", {"x-goog-api-key": "k"})
     assert status == 200 and body["done"] is True
     assert body["metadata"]["batchStats"] == {
         "requestCount": "3",
@@ -160,7 +160,22 @@ def test_inline_job_lifecycle_results_and_raw_stats(client: genai.Client, emu: E
         "failedRequestCount": "1",
         "pendingRequestCount": "0",
     }
-    assert raw(emu, "GET", f"/v1beta/{job.name}", {"x-goog-api-key": "k"})[0] == 200  # the docs' version
+    # Batches are served under v1beta only (the documented version), generateContent under both.
+    assert raw(emu, "GET", f"/v1/{job.name}", {"x-goog-api-key": "k"})[0] == 404
+    generate = {"contents": [{"parts": [{"text": "x"}]}]}
+    assert raw(emu, "POST", f"/v1/models/{MODEL}:generateContent", {"x-goog-api-key": "k"}, generate)[0] == 200
+
+
+def test_the_sdk_default_version_reaches_no_batch_route(emu: Emulator) -> None:
+    # google-genai 3.x sends batch calls under its default `v1`, which the Batch API is not served under.
+    sdk = genai.Client(api_key="k", vertexai=False, http_options=types.HttpOptions(base_url=emu.base_url))
+    try:
+        with pytest.raises(errors.ClientError) as missing:
+            sdk.batches.create(model=MODEL, src=[inline("a")])
+        assert missing.value.code == 404
+        assert emu.calls("gemini_create") == []
+    finally:
+        sdk.close()
 
 
 def test_file_job_upload_create_and_download(client: genai.Client, emu: Emulator) -> None:
@@ -207,7 +222,7 @@ def test_a_failed_job_reports_its_error_only_in_the_raw_body(client: genai.Clien
     assert job.name is not None
     failed = wait_done(client, job.name)
     assert failed.state == types.JobState.JOB_STATE_FAILED and failed.error is None  # the SDK drops it
-    body = raw(emu, "GET", f"/v1/{job.name}", {"x-goog-api-key": "k"})[1]
+    body = raw(emu, "GET", f"/v1beta/{job.name}", {"x-goog-api-key": "k"})[1]
     assert body["error"] == {"code": 3, "message": "the job failed ([[emulator:job-failed]] marker)"}
 
 

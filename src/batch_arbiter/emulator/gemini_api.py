@@ -1,6 +1,8 @@
 """The Gemini Developer API (generateContent, countTokens, Batch API, Files), as google-genai 3.4.0 calls it.
 
-Routes are served under `v1` (the SDK's default) and `v1beta` (the docs' REST examples). Jobs move like the
+generateContent and countTokens are served under `v1` and `v1beta`; the Batch API and the Files API under
+`v1beta` only, as the real API documents them (ai.google.dev/gemini-api/docs/api-versions lists no batch or
+file feature for `v1`), so a client left on the SDK's default `v1` fails here as it would there. Jobs move like the
 Anthropic batches of this emulator: every item finishes `processing_seconds` after creation, `hang` items
 never do, and a cancel ends the job `cancel_seconds` later, keeping what had finished.
 
@@ -46,6 +48,7 @@ from .gemini_models import (
 from .routing import HttpError, Request, Response, Route, random_id
 
 _VERSION = r"/(?P<version>v1|v1beta)"
+_BETA = r"/(?P<version>v1beta)"
 _MODEL = r"/models/(?P<model>[^/:]+)"
 _BATCH = r"/batches/(?P<batch_id>[^/:]+)"
 _FILE = r"/files/(?P<file_id>[^/:]+)"
@@ -146,15 +149,15 @@ class GeminiApi:
             # Streamed and whole answers count as one kind of call (sync generation) for faults and assertions.
             Route.build("POST", _VERSION + _MODEL + ":streamGenerateContent", "gemini_generate", self._stream, self),
             Route.build("POST", _VERSION + _MODEL + ":countTokens", "gemini_count_tokens", self._count, self),
-            Route.build("POST", _VERSION + _MODEL + ":batchGenerateContent", "gemini_create", self._create, self),
-            Route.build("GET", _VERSION + r"/batches", "gemini_list", self._list, self),
-            Route.build("GET", _VERSION + _BATCH, "gemini_get", self._get, self),
-            Route.build("POST", _VERSION + _BATCH + ":cancel", "gemini_cancel", self._cancel, self),
-            Route.build("DELETE", _VERSION + _BATCH, "gemini_delete", self._delete, self),
-            Route.build("POST", r"/upload" + _VERSION + r"/files", "files_upload", self._upload, self),
-            Route.build("GET", _VERSION + _FILE + ":download", "files_download", self._download, self),
-            Route.build("GET", r"/download" + _VERSION + _FILE + ":download", "files_download", self._download, self),
-            Route.build("GET", _VERSION + _FILE, "files_get", self._file_info, self),
+            Route.build("POST", _BETA + _MODEL + ":batchGenerateContent", "gemini_create", self._create, self),
+            Route.build("GET", _BETA + r"/batches", "gemini_list", self._list, self),
+            Route.build("GET", _BETA + _BATCH, "gemini_get", self._get, self),
+            Route.build("POST", _BETA + _BATCH + ":cancel", "gemini_cancel", self._cancel, self),
+            Route.build("DELETE", _BETA + _BATCH, "gemini_delete", self._delete, self),
+            Route.build("POST", r"/upload" + _BETA + r"/files", "files_upload", self._upload, self),
+            Route.build("GET", _BETA + _FILE + ":download", "files_download", self._download, self),
+            Route.build("GET", r"/download" + _BETA + _FILE + ":download", "files_download", self._download, self),
+            Route.build("GET", _BETA + _FILE, "files_get", self._file_info, self),
         ]
 
     def authorize(self, request: Request) -> None:
@@ -620,10 +623,10 @@ def _file_body(stored: StoredFile, request: Request) -> dict[str, Any]:
         "createTime": rfc3339(stored.created_at),
         "updateTime": rfc3339(stored.created_at),
         "expirationTime": rfc3339(stored.created_at + _FILE_TTL),
-        "uri": f"{request.base_url}/v1/{stored.name}",
+        "uri": f"{request.base_url}/v1beta/{stored.name}",
         "state": "ACTIVE",
         "source": "GENERATED" if stored.job_id else "UPLOADED",
-        **({"downloadUri": f"{request.base_url}/v1/{stored.name}:download?alt=media"} if stored.job_id else {}),
+        **({"downloadUri": f"{request.base_url}/v1beta/{stored.name}:download?alt=media"} if stored.job_id else {}),
     }
 
 

@@ -113,8 +113,11 @@ class Emulator:
             return "health", Response(200, b'{"status":"ok"}')
         found = self._router.match(request.method, request.path)
         if not isinstance(found, Match):
-            status = 405 if found else 404
             message = f"{request.method} {request.path} is not a known endpoint"
+            if request.header("x-goog-api-key") is not None or ":" in request.path.rsplit("/", 1)[-1]:
+                # Google answers a route it does not serve (a batch call under `v1`) with a plain 404.
+                return "unknown", self.gemini.error_response(request, HttpError(404, message, "NOT_FOUND"))
+            status = 405 if found else 404
             error_type = "not_found_error" if status == 404 else "invalid_request_error"
             return "unknown", self.error_response(request, HttpError(status, message, error_type))
         route = found.route

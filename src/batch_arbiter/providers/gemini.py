@@ -23,8 +23,17 @@ from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig
 from batch_arbiter.providers.retry import Attempt, before_answer
 from batch_arbiter.providers.schemas import wire_schema
 
-# The API refuses inline batch bodies over 20 MB; the margin covers the envelope and the SDK's encoding.
+# The version every call is sent under. google-genai 3.x defaults to `v1` (GOOGLE_AI_API_DEFAULT_VERSION in
+# google/genai/_api_client.py) and sends batch and file calls under the client's version too, but the Batch
+# API and the Files API are documented under `v1beta` only (ai.google.dev/gemini-api/docs/batch-api,
+# .../docs/api-versions lists no batch or file feature for v1).
+API_VERSION = "v1beta"
+# The API refuses inline batch bodies over 20 MB. The size is measured as the SDK encodes it
+# (`inline_item_bytes`); the margin covers what the SDK's own conversion of each item adds.
 INLINE_LIMIT_BYTES = 19 * 1024 * 1024
+# The create body around the inline items, as the SDK spells it (`{"batch": {"displayName": ..., "inputConfig":
+# {"requests": {"requests": [...]}}}}`), rounded up.
+INLINE_ENVELOPE_BYTES = 128
 # Python's mimetypes does not know `.jsonl`; without an explicit type the SDK refuses the upload.
 JSONL_MIME_TYPE = "application/jsonl"
 JSON_MIME_TYPE = "application/json"
@@ -109,6 +118,7 @@ class GeminiProvider:
         # The SDK has no timeout and no retries by default; both are explicit on every call.
         return types.HttpOptions(
             base_url=base_url,
+            api_version=API_VERSION,
             timeout=max(1, int(timeout * 1000)),
             retry_options=types.HttpRetryOptions(
                 attempts=max(1, attempts),
@@ -195,15 +205,20 @@ class GeminiProvider:
         display = token or f"batch-arbiter-{uuid.uuid4().hex[:16]}"
         keys = [r.custom_id for r in requests]
         with tempfile.TemporaryFile() as lines:
-            size = 0
+            size = INLINE_ENVELOPE_BYTES + len(json.dumps(display))
             for request in requests:
                 try:
-                    line = {"key": request.custom_id, "request": self.wire_request(request, spec)}
+                    wire = self.wire_request(request, spec)
                 except ValueError as exc:
                     raise ProviderError(f"request {request.custom_id}: {exc}") from None
-                encoded = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-                size += len(encoded)
-                lines.write(encoded)
+                # The file is ours to encode (compact UTF-8); the inline body is the SDK's.
+                lines.write(
+                    json.dumps(
+                        {"key": request.custom_id, "request": wire}, ensure_ascii=False, separators=(",", ":")
+                    ).encode()
+                    + b"\n"
+                )
+                size += inline_item_bytes(request.custom_id, wire)
             if size < self._inline_limit:
                 inlined = [
                     types.InlinedRequest(
@@ -330,11 +345,9 @@ class GeminiProvider:
 
     def _raw_job(self, name: str) -> dict[str, Any]:
         try:
-            response = self._client._api_client.request("get", name, {})
-            body = json.loads(response.body or "{}")
+            return raw_get(self._client, name)
         except (errors.APIError, httpx2.HTTPError, ValueError):
             return {}
-        return body if isinstance(body, dict) else {}
 
     def cancel(self, batch_id: str) -> None:
         """Ask the API to cancel the job; what it finished stays collectable."""
@@ -493,6 +506,28 @@ def _refused_call(exc: BaseException) -> bool:
     if isinstance(exc, errors.APIError):
         return exc.code in (429, 500, 502, 503)
     return isinstance(exc, (httpx2.ConnectError, httpx2.ConnectTimeout))
+
+
+def inline_item_bytes(key: str, wire: dict[str, Any]) -> int:
+    """The bytes one inline item adds to the create body as the SDK sends it: `json.dumps` with its defaults
+    (google/genai/_api_client.py, `_request`: `json.dumps(http_request.data)`), so every non-ASCII character is
+    a 6-byte `\\uXXXX` escape (12 for one outside the BMP) and separators carry a space. CJK text is about
+    twice its UTF-8 size there; measuring compact UTF-8 would send a batch the API refuses as too large."""
+    return len(json.dumps({"request": wire, "metadata": {"key": key}})) + len(", ")
+
+
+def raw_get(client: genai.Client, path: str) -> dict[str, Any]:
+    """The JSON body of a GET on `path` (e.g. `batches/X`) as the API sent it, through the client's auth,
+    base URL, version and retries.
+
+    The one use of the SDK's private `_api_client`: its BatchJob drops the job's `error` and `batchStats`
+    (`_BatchJob_from_mldev` in google/genai/batches.py) and no public call returns the raw body.
+    tests/contract/test_gemini.py holds this to the SDK, so an SDK that renames it fails there first."""
+    response = client._api_client.request("get", path, {})
+    body = json.loads(response.body or "{}")
+    if not isinstance(body, dict):
+        raise ValueError("the answer is not a JSON object")
+    return body
 
 
 def job_name(batch_id: str) -> str:

@@ -213,7 +213,7 @@ class AnthropicApi:
         check_model(params)
         if has_sync_error_marker(params):
             raise HttpError(400, "emulated invalid request ([[emulator:sync-errored]] marker)", "invalid_request_error")
-        cache = self.prompt_cache.account(params)
+        cache = self.prompt_cache.account(params, honour_1h=self._config().anthropic_cache_1h)
         message = build_message(params, message_id=f"msg_01{random_id(22)}", cache=cache, service_tier="standard")
         if params.get("stream"):
             # Server-sent events, one chunk per event, as the real API streams them.
@@ -337,7 +337,7 @@ class AnthropicApi:
         # Cache writes and reads are decided once, in request order, so every download agrees.
         for item in batch.items:
             if item.final == "succeeded":
-                item.cache = self.prompt_cache.account(item.params)
+                item.cache = self.prompt_cache.account(item.params, honour_1h=self._config().anthropic_cache_1h)
         batch.processing_status = "ended"
         batch.ended_at = batch.wall(batch.end_mono)
 

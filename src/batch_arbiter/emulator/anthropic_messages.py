@@ -374,7 +374,8 @@ class PromptCache:
         with self._lock:
             self._entries.clear()
 
-    def account(self, params: dict[str, Any], now: float | None = None) -> CacheUse:
+    def account(self, params: dict[str, Any], now: float | None = None, *, honour_1h: bool = True) -> CacheUse:
+        """The cache writes and read of one request; `honour_1h` False writes 1-hour breakpoints for 5 minutes."""
         if not has_cache_control(params):
             return NO_CACHE
         moment = time.monotonic() if now is None else now
@@ -386,7 +387,8 @@ class PromptCache:
             digest.update(b"\x00")
             running += segment.tokens
             if segment.ttl is not None:
-                breakpoints.append((digest.copy().hexdigest(), running, segment.ttl))
+                ttl = segment.ttl if honour_1h else "5m"
+                breakpoints.append((digest.copy().hexdigest(), running, ttl))
         if not breakpoints:
             return NO_CACHE
         with self._lock:

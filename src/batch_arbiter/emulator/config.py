@@ -92,6 +92,9 @@ class EmulatorConfig:
     # Gemini: when set, every job ends FAILED with this reason (the `[[emulator:job-failed]]` marker
     # fails a single job).
     gemini_job_error: str | None = None
+    # Anthropic: False makes every 1-hour cache write a 5-minute one (reported in `usage.cache_creation` and
+    # billed so), as several 2026 reports say the real API did silently; clients must read what was written.
+    anthropic_cache_1h: bool = True
 
     def __post_init__(self) -> None:
         for glob, outcome in self.outcomes.items():

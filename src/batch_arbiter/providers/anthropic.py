@@ -29,6 +29,8 @@ SYNC_MAX_RETRIES = 6
 CREATE_ATTEMPTS = 3
 # Stop reasons of an answer cut short: the text so far is kept, and marked incomplete.
 INCOMPLETE_STOPS = frozenset({"max_tokens", "model_context_window_exceeded"})
+# The cache TTL a batch's system prompt asks for.
+BATCH_CACHE_TTL = "1h"
 # Batches created this long before our first attempt still count as ours (clock skew).
 CREATE_MATCH_SLACK = timedelta(seconds=60)
 
@@ -71,6 +73,7 @@ class AnthropicProvider:
     def __init__(self, config: ProviderConfig) -> None:
         self._config = config
         self._note = config.on_event or (lambda message: None)
+        self._ttl_warned = False
         self._client = anthropic.Anthropic(
             api_key=config.api_key,
             base_url=config.base_url,
@@ -104,8 +107,11 @@ class AnthropicProvider:
             "messages": list(request.messages),
         }
         if request.system:
-            # Batches can take longer than the 5-minute cache TTL; the 1-hour TTL keeps hits likely.
-            cache: dict[str, str] = {"type": "ephemeral", "ttl": "1h"} if batch else {"type": "ephemeral"}
+            # Batches can take longer than the 5-minute cache TTL; the 1-hour TTL keeps hits likely. It is GA:
+            # `ttl` is in the non-beta CacheControlEphemeralParam (anthropic/types/cache_control_ephemeral_param.py)
+            # and the prompt-caching docs, so no `extended-cache-ttl` beta header is sent; what the API wrote is
+            # read back from usage.cache_creation instead (`_check_cache_ttl`).
+            cache: dict[str, str] = {"type": "ephemeral", "ttl": BATCH_CACHE_TTL} if batch else {"type": "ephemeral"}
             params["system"] = [{"type": "text", "text": request.system, "cache_control": cache}]
         output_config: dict[str, Any] = {}
         if spec.effort:
@@ -257,6 +263,18 @@ class AnthropicProvider:
             wait = asked if asked is not None and asked > 0 else wait
         return min(wait, self._wait_cap())
 
+    def _check_cache_ttl(self, usage: Usage) -> None:
+        """Warn once when the batch's 1-hour cache writes came back as 5-minute ones: they are priced as
+        billed (the 5-minute rate), and later requests may miss a cache that lapsed."""
+        written_5m = usage.cache_creation_tokens - usage.cache_creation_1h_tokens
+        if written_5m <= 0 or self._ttl_warned:
+            return
+        self._ttl_warned = True
+        self._note(
+            f"the batch asked for 1-hour cache writes, but the API wrote {written_5m:,} tokens with the 5-minute "
+            "TTL (usage.cache_creation); they are priced as billed, and later requests may miss the cache"
+        )
+
     def status(self, batch_id: str) -> BatchStatus:
         """The batch's processing status and request counts."""
         try:
@@ -281,7 +299,9 @@ class AnthropicProvider:
                 for line in response.iter_lines():
                     if line.strip():
                         item = json.loads(line)
-                        yield _outcome(item["custom_id"], item["result"])
+                        outcome = _outcome(item["custom_id"], item["result"], asked_ttl=BATCH_CACHE_TTL)
+                        self._check_cache_ttl(outcome.usage)
+                        yield outcome
         except (anthropic.AuthenticationError, anthropic.PermissionDeniedError, anthropic.NotFoundError) as exc:
             raise batch_error(batch_id, "results", exc) from None
         except anthropic.APIError as exc:
@@ -379,11 +399,11 @@ def _status(batch: MessageBatch) -> BatchStatus:
     )
 
 
-def _outcome(custom_id: str, result: dict[str, Any]) -> Outcome:
+def _outcome(custom_id: str, result: dict[str, Any], *, asked_ttl: str = "5m") -> Outcome:
     """One results line's `result`, as the wire has it."""
     kind = result.get("type")
     if kind == "succeeded":
-        return _message_outcome(custom_id, result["message"])
+        return _message_outcome(custom_id, result["message"], asked_ttl=asked_ttl)
     if kind == "errored":
         inner = (result.get("error") or {}).get("error") or {}
         error = f"{inner.get('type', 'error')}: {inner.get('message', '')}".rstrip(": ")
@@ -393,10 +413,14 @@ def _outcome(custom_id: str, result: dict[str, Any]) -> Outcome:
     return Outcome(custom_id, Status.CANCELED, error="canceled before the batch processed it")
 
 
-def _message_outcome(custom_id: str, message: dict[str, Any]) -> Outcome:
+def _message_outcome(custom_id: str, message: dict[str, Any], *, asked_ttl: str = "5m") -> Outcome:
     text = "".join(block.get("text", "") for block in message.get("content") or [] if block.get("type") == "text")
     usage = message.get("usage") or {}
-    creation = usage.get("cache_creation") or {}
+    written = usage.get("cache_creation_input_tokens") or 0
+    creation = usage.get("cache_creation")
+    if not isinstance(creation, dict):
+        # No breakdown: the writes are taken to be at the TTL asked for (never priced below what was asked).
+        creation = {"ephemeral_1h_input_tokens": written if asked_ttl == "1h" else 0}
     stop = message.get("stop_reason")
     stop_reason = stop if isinstance(stop, str) else None
     status, error = Status.SUCCEEDED, None
@@ -415,7 +439,7 @@ def _message_outcome(custom_id: str, message: dict[str, Any]) -> Outcome:
             input_tokens=usage.get("input_tokens") or 0,
             output_tokens=usage.get("output_tokens") or 0,
             cache_read_tokens=usage.get("cache_read_input_tokens") or 0,
-            cache_creation_tokens=usage.get("cache_creation_input_tokens") or 0,
+            cache_creation_tokens=written,
             cache_creation_1h_tokens=creation.get("ephemeral_1h_input_tokens") or 0,
         ),
     )

@@ -163,8 +163,9 @@ def test_flex_shedding_the_request_falls_back_to_standard_at_full_price(ws: Path
 @pytest.mark.parametrize(
     ("model", "effort", "thinking"),
     [
-        ("gemini-2.5-pro", "max", {"thinking_budget": 32768}),
-        ("gemini-2.5-flash", "medium", {"thinking_budget": 4096}),
+        # 2.5 Pro and 2.5 Flash were retired on 2026-12-01; 2.5 Flash-Lite still takes budgets.
+        ("gemini-2.5-flash-lite", "max", {"thinking_budget": 24576}),
+        ("gemini-2.5-flash-lite", "medium", {"thinking_budget": 4096}),
         ("gemini-4-argon", "low", {"thinking_level": "LOW"}),
         ("gemini-4-hydrogen", "max", {"thinking_level": "XHIGH"}),
         # 3.1 Pro takes low, medium and high: medium goes through as asked, max becomes its highest.
@@ -186,12 +187,17 @@ def test_cached_tokens_are_mapped_and_get_no_batch_discount(ws: Path, emulator: 
     # Long enough for implicit caching: the first request stores the prefix, the others hit it.
     write_prompts(ws, {"system.md": "You are a careful product analyst. " * 150})
     run = GEMINI.run(
-        ws, emulator, prompt_files="prompts/*", system_prompt_file="system.md", mode="batch", model="gemini-2.5-pro"
+        ws,
+        emulator,
+        prompt_files="prompts/*",
+        system_prompt_file="system.md",
+        mode="batch",
+        model="gemini-3.1-pro-preview",
     )
     assert run.code == 0, run.log
     cached = [r for r in run.results if r["usage"]["cache_read_tokens"]]
     assert len(cached) == 2
-    rate = price_table().rate("gemini-2.5-pro", date.today())
+    rate = price_table().rate("gemini-3.1-pro-preview", date.today())
     for r in cached:
         u = r["usage"]
         discounted = (u["input_tokens"] * rate.input + u["output_tokens"] * rate.output) / 2
@@ -224,13 +230,13 @@ def test_plan_counts_tokens_for_free_and_sends_nothing_paid(ws: Path, emulator: 
 
 def test_a_long_prompt_is_priced_at_the_long_context_rate(ws: Path, emulator: Emulator) -> None:
     write_prompts(ws, {"prompts/huge.md": "Summarise this log. " + "line " * 165_000})
-    run = GEMINI.run(ws, emulator, prompt_files="prompts/huge.md", mode="batch", model="gemini-2.5-pro")
+    run = GEMINI.run(ws, emulator, prompt_files="prompts/huge.md", mode="batch", model="gemini-3.1-pro-preview")
     assert run.code == 0, run.log
     (r,) = run.results
     u = r["usage"]
     assert u["input_tokens"] > 200_000
-    # Above 200k prompt tokens gemini-2.5-pro costs 2.50 / 15 per million, not 1.25 / 10.
-    assert r["sync_cost_usd"] == pytest.approx((u["input_tokens"] * 2.50 + u["output_tokens"] * 15) / 1e6, abs=1e-8)
+    # Above 200k prompt tokens gemini-3.1-pro-preview costs 4 / 18 per million, not 2 / 12.
+    assert r["sync_cost_usd"] == pytest.approx((u["input_tokens"] * 4 + u["output_tokens"] * 18) / 1e6, abs=1e-8)
     assert r["cost_usd"] == pytest.approx(r["sync_cost_usd"] / 2, abs=1e-8)
 
 
@@ -298,3 +304,11 @@ def test_the_raw_job_body_is_read_through_the_sdk_client(emulator: Emulator) -> 
         assert [c.path for c in emulator.calls("gemini_get")][-1] == f"/v1beta/{name}"
     finally:
         provider.close()
+
+
+@pytest.mark.parametrize("model", ["gemini-2.5-pro", "gemini-2.5-flash"])
+def test_a_retired_model_is_refused_before_any_call(ws: Path, emulator: Emulator, model: str) -> None:
+    run = GEMINI.run(ws, emulator, prompt_files="prompts/*", mode="batch", model=model)
+    assert run.code == 2
+    assert "::error" in run.log and "was retired on 2026-12-01" in run.log and "nothing was sent" in run.log
+    assert emulator.calls() == []

@@ -7,6 +7,7 @@ the table keeps `plan`, tests and air-gapped runs working and orders models for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal, get_args
 
 # The effort levels, lowest first: the `effort` input takes these, and a model supports some of them.
@@ -16,14 +17,78 @@ _ALL = EFFORTS
 _NO_XHIGH = ("low", "medium", "high", "max")
 
 
+LifecycleState = Literal["active", "deprecated", "retired"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Where a model is in its provider's lifecycle on a date: `retired` models answer no call (or answer
+    from another model at its price), `deprecated` ones still do until `retires_on`."""
+
+    state: LifecycleState
+    retires_on: date | None = None
+    replacement: str | None = None
+    # Where the dates come from: the provider's models endpoint, or the row's source below.
+    source: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class ModelCaps:
-    """What a model accepts: its effort levels (empty when it takes none) and whether it may run in a batch."""
+    """What a model accepts: its effort levels (empty when it takes none) and whether it may run in a batch;
+    `lifecycle` when the provider's models endpoint says it (None: the offline table decides)."""
 
     efforts: tuple[str, ...]
     batch: bool = True
     # The largest `max_tokens` the model takes (its output limit); None when unknown.
     max_output_tokens: int | None = None
+    lifecycle: Lifecycle | None = None
+
+
+# Announced retirements: model -> (deprecated from, retired from, replacement, source and the date it was read).
+# From `retired from` on, the model is refused before any call; before it, a run warns with the date.
+_RETIREMENTS: dict[str, tuple[date, date, str | None, str]] = {
+    # Requests to these are re-routed to the replacement and billed at its rates from 2026-12-01.
+    "gemini-2.5-pro": (
+        date(2026, 6, 17),
+        date(2026, 12, 1),
+        "gemini-3.8-flash",
+        "https://dev.to/aideprecations/what-to-do-before-gemini-25-pro-and-25-flash-are-retired-on-december-1-2026-5gg9"
+        " (quoting https://ai.google.dev/gemini-api/docs/deprecations, read 2026-11-10); read 2026-12-02",
+    ),
+    "gemini-2.5-flash": (
+        date(2026, 6, 17),
+        date(2026, 12, 1),
+        "gemini-3.5-flash-lite",
+        "same as gemini-2.5-pro; gemini-2.5-flash-lite is not deprecated there",
+    ),
+    # anthropic 2.12.0 `DEPRECATED_MODELS` (anthropic/resources/messages/messages.py:90): "November 30th, 2026".
+    # The models endpoint's `lifecycle` wins over this row when it answers.
+    "claude-sonnet-4-5": (
+        date(2026, 9, 29),
+        date(2026, 11, 30),
+        "claude-sonnet-5-5",
+        "anthropic SDK 2.12.0 DEPRECATED_MODELS, resources/messages/messages.py:90",
+    ),
+}
+
+
+def offline_lifecycle(model: str, on: date) -> Lifecycle:
+    """The model's lifecycle on `on` by the announced retirements above; `active` for any other model."""
+    base = base_model(model) or model
+    row = _RETIREMENTS.get(base)
+    if row is None:
+        return Lifecycle("active")
+    deprecated, retired, replacement, source = row
+    if on >= retired:
+        return Lifecycle("retired", retired, replacement, source)
+    if on >= deprecated:
+        return Lifecycle("deprecated", retired, replacement, source)
+    return Lifecycle("active", retired, replacement, source)
+
+
+def is_live(model: str, on: date) -> bool:
+    """Whether `model` is open to new use on `on`: neither deprecated nor retired (what the upgrade ranks)."""
+    return offline_lifecycle(model, on).state == "active"
 
 
 # Most capable first. Invitation-only lines (Mythos) are priced but never chosen by the upgrade.

@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from batch_arbiter.core.catalog import RANKING, base_model
+from batch_arbiter.core.catalog import RANKING, base_model, is_live
 from batch_arbiter.core.pricing import BATCH_DISCOUNT, PriceTable, PricingError
 from batch_arbiter.core.records import DecisionMode
 from batch_arbiter.errors import InputError
@@ -169,6 +169,9 @@ def upgrade_model(provider: str, requested: str, prices: PriceTable, on: date) -
     # Never trade down: only models at least as capable as the one asked for are candidates.
     limit = ranking.index(base) if base in ranking else len(ranking)
     for candidate in ranking[:limit]:
+        # Only models live on the run's date: never onto one that is retired or closed to new use.
+        if not is_live(candidate, on):
+            continue
         try:
             rate = prices.rate(candidate, on)
         except PricingError:

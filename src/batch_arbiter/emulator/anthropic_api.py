@@ -211,6 +211,7 @@ class AnthropicApi:
     def _messages(self, request: Request, _: dict[str, str]) -> Response:
         params = validate_params(request.json(), lenient_keys=self._lenient(request))
         check_model(params)
+        self._check_live(params, self._config())
         if has_sync_error_marker(params):
             raise HttpError(400, "emulated invalid request ([[emulator:sync-errored]] marker)", "invalid_request_error")
         cache = self.prompt_cache.account(params, honour_1h=self._config().anthropic_cache_1h)
@@ -298,6 +299,7 @@ class AnthropicApi:
         # accepted and the item comes back errored.
         try:
             check_model(params)
+            AnthropicApi._check_live(params, config)
         except HttpError as exc:
             return BatchItem(custom_id, params, "errored", exc.error_type or "invalid_request_error", exc.message)
         outcome = batch_marker(params)
@@ -438,11 +440,19 @@ class AnthropicApi:
         spec = find_model(path["model_id"])
         if spec is None:
             raise HttpError(404, f"model: {path['model_id']}", "not_found_error")
-        return self._json(request, spec.info())
+        return self._json(request, spec.info(self._config().model_lifecycle.get(spec.id)))
 
     def _list_models(self, request: Request, _: dict[str, str]) -> Response:
         page = self._page(request, list(MODELS), [m.id for m in MODELS], default_limit=20)
-        return self._json(request, self._page_body(page, [m.info() for m in page[0]]))
+        stages = self._config().model_lifecycle
+        return self._json(request, self._page_body(page, [m.info(stages.get(m.id)) for m in page[0]]))
+
+    @staticmethod
+    def _check_live(params: dict[str, Any], config: EmulatorConfig) -> None:
+        """A retired model stays in the catalogue, but inference requests naming it fail."""
+        spec = find_model(params["model"])
+        if spec is not None and spec.info(config.model_lifecycle.get(spec.id))["lifecycle"] == "retired":
+            raise HttpError(404, f"model: {params['model']} has been retired", "not_found_error")
 
     # --- pagination -----------------------------------------------------------------------------
 

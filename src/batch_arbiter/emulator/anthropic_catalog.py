@@ -27,18 +27,24 @@ class ModelSpec:
     thinking: frozenset[str]
     aliases: tuple[str, ...] = ()
 
-    def info(self) -> dict[str, Any]:
+    def info(self, lifecycle: str | None = None) -> dict[str, Any]:
+        """The ModelInfo body; `lifecycle` overrides the table's stage (how tests retire a model)."""
+
         def support(flag: bool) -> dict[str, bool]:
             return {"supported": flag}
 
+        stage, deprecated_at, retires_at = LIFECYCLE.get(self.id, ("active", None, None))
+        stage = lifecycle or stage
+        if stage != "active" and deprecated_at is None:
+            deprecated_at = self.created_at
         return {
             "id": self.id,
             "type": "model",
             "display_name": self.display_name,
             "created_at": self.created_at,
-            "lifecycle": "active",
-            "deprecated_at": None,
-            "retires_at": None,
+            "lifecycle": stage,
+            "deprecated_at": deprecated_at if stage != "active" else None,
+            "retires_at": retires_at if stage == "deprecated" else None,
             "line": self.line,
             "max_input_tokens": self.max_input_tokens,
             "max_tokens": self.max_tokens,
@@ -71,6 +77,13 @@ class ModelSpec:
             },
         }
 
+
+# Lifecycle stages other than active: id -> (lifecycle, deprecated_at, retires_at). anthropic 2.12.0 lists
+# claude-sonnet-4-5 in DEPRECATED_MODELS with end of life "November 30th, 2026"
+# (anthropic/resources/messages/messages.py:90); the deprecation date itself is not published there.
+LIFECYCLE: dict[str, tuple[str, str | None, str | None]] = {
+    "claude-sonnet-4-5": ("deprecated", None, "2026-11-30T00:00:00Z"),
+}
 
 # Newest first, which is the order `GET /v1/models` lists them in. Effort "all" = every level; the
 # last column, when set, is the date suffix of the model's dated id (accepted as an alias).

@@ -95,6 +95,9 @@ class EmulatorConfig:
     # Anthropic: False makes every 1-hour cache write a 5-minute one (reported in `usage.cache_creation` and
     # billed so), as several 2026 reports say the real API did silently; clients must read what was written.
     anthropic_cache_1h: bool = True
+    # Anthropic: model id -> "active", "deprecated" or "retired", over the catalogue's own stage. A retired
+    # model is listed by the models endpoint but refuses every message (404 not_found_error).
+    model_lifecycle: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for glob, outcome in self.outcomes.items():

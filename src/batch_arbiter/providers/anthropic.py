@@ -13,7 +13,7 @@ import anthropic
 import httpx2
 from anthropic.types.messages import MessageBatch
 
-from batch_arbiter.core.catalog import EFFORTS, ModelCaps
+from batch_arbiter.core.catalog import EFFORTS, Lifecycle, ModelCaps, offline_caps
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
@@ -133,13 +133,22 @@ class AnthropicProvider:
             raise ProviderError(f"the API does not know model {model!r}") from None
         except anthropic.APIError:
             return None
+        # ModelInfo.lifecycle is the retirement signal; a past `retires_at` on a deprecated model means
+        # retirement is overdue, not that it happened (anthropic/types/model_info.py).
+        retires = info.retires_at.date() if info.retires_at else None
+        lifecycle = Lifecycle(info.lifecycle, retires, None, "the Anthropic models endpoint")
         caps = info.capabilities
         if caps is None:
-            return None
+            offline = offline_caps(model)
+            if offline is None:
+                return ModelCaps((), lifecycle=lifecycle)
+            return ModelCaps(offline.efforts, offline.batch, offline.max_output_tokens, lifecycle)
         effort = caps.effort
         efforts = tuple(level for level in EFFORTS if getattr(getattr(effort, level, None), "supported", False))
         limit = info.max_tokens if isinstance(info.max_tokens, int) and info.max_tokens > 0 else None
-        return ModelCaps(efforts=efforts, batch=bool(caps.batch.supported), max_output_tokens=limit)
+        return ModelCaps(
+            efforts=efforts, batch=bool(caps.batch.supported), max_output_tokens=limit, lifecycle=lifecycle
+        )
 
     def count_tokens(self, request: PromptRequest, spec: RunSpec) -> int | None:
         """Input tokens by the free counting endpoint; None when it does not answer."""

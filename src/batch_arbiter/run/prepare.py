@@ -13,10 +13,12 @@ from typing import Any
 from batch_arbiter.core import prompts
 from batch_arbiter.core.catalog import (
     BATCH_OUTPUT_CAP,
+    Lifecycle,
     clamp_effort,
     default_max_tokens,
     highest_effort,
     offline_caps,
+    offline_lifecycle,
     output_limit,
 )
 from batch_arbiter.core.console import Console
@@ -169,6 +171,12 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     except ProviderError as exc:
         provider.close()
         raise InputError(f"input `model`: {exc}") from None
+    lifecycle = (caps.lifecycle if caps else None) or offline_lifecycle(model, today)
+    try:
+        _check_lifecycle(model, lifecycle, today, notes)
+    except InputError:
+        provider.close()
+        raise
     caps = caps or offline_caps(model)
     efforts = caps.efforts if caps else ()
     requested_effort = settings.effort or decision.effort
@@ -228,6 +236,23 @@ def _refuse_tools_until_rounds(settings: Settings, requests: list[PromptRequest]
         "remove `tools` to send single prompts.",
         input="tools" if settings.tools else None,
     )
+
+
+def _check_lifecycle(model: str, lifecycle: Lifecycle, today: date, notes: list[str]) -> None:
+    """A retired model is bad input (nothing is sent); a deprecated one runs with a warning naming its end."""
+    source = f" ({lifecycle.source})" if lifecycle.source else ""
+    instead = f"; use {lifecycle.replacement}" if lifecycle.replacement else ""
+    if lifecycle.state == "retired":
+        when = f" on {lifecycle.retires_on.isoformat()}" if lifecycle.retires_on else ""
+        raise InputError(f"input `model`: {model} was retired{when}{source}; nothing was sent{instead}", input="model")
+    if lifecycle.state == "deprecated":
+        if lifecycle.retires_on is None:
+            end = "no retirement date is announced"
+        elif lifecycle.retires_on <= today:
+            end = f"its retirement, due on {lifecycle.retires_on.isoformat()}, is overdue"
+        else:
+            end = f"it retires on {lifecycle.retires_on.isoformat()}"
+        notes.append(f"{model} is deprecated: {end}{source}{instead}")
 
 
 def _refuse_foreign_state(

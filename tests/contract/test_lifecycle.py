@@ -55,3 +55,46 @@ def test_gemini_refuses_an_announced_retirement_with_no_call(ws: Path, emulator:
     run = GEMINI.run(ws, emulator, prompt_files="prompts/*", mode="plan", model="gemini-2.5-pro")
     assert run.code == 2 and "use gemini-3.8-flash" in run.log
     assert emulator.calls() == []
+
+
+def test_mode_batch_on_a_model_that_cannot_batch_is_refused(ws: Path, emulator: Emulator) -> None:
+    emulator.config.no_batch_models = {"claude-opus-4-8"}
+    run = ANTHROPIC.run(ws, emulator, prompt_files="prompts/*", mode="batch", model="claude-opus-4-8")
+    assert run.code == 2 and "claude-opus-4-8 cannot run in a batch" in run.log
+    assert {c.route for c in emulator.calls()} == {"models"}
+
+
+def test_a_routed_batch_on_a_model_that_cannot_batch_runs_synchronously_with_a_notice(
+    ws: Path, emulator: Emulator
+) -> None:
+    emulator.config.no_batch_models = {"claude-opus-4-8"}
+    run = ANTHROPIC.run(
+        ws,
+        emulator,
+        prompt_files="prompts/*",
+        mode="auto",
+        workload="feature-ideation",
+        upgrade="false",
+        model="claude-opus-4-8",
+    )
+    assert run.code == 0, run.log
+    assert emulator.calls("create") == [] and len(emulator.calls("messages")) == 2
+    assert run.outputs["mode"] == "sync"
+    assert "cannot run in a batch" in run.log and "model capability" in run.summary
+
+
+def test_the_emulator_errors_batch_items_for_a_model_that_cannot_batch(emulator: Emulator) -> None:
+    import anthropic
+
+    emulator.config.no_batch_models = {"claude-opus-4-8"}
+    client = anthropic.Anthropic(api_key="k", base_url=emulator.base_url, max_retries=0)
+    try:
+        assert client.models.retrieve("claude-opus-4-8").capabilities.batch.supported is False  # type: ignore[union-attr]
+        params = {"model": "claude-opus-4-8", "max_tokens": 16, "messages": [{"role": "user", "content": "x"}]}
+        batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": params}])  # type: ignore[typeddict-item]
+        while client.messages.batches.retrieve(batch.id).processing_status != "ended":
+            pass
+        (line,) = list(client.messages.batches.results(batch.id))
+        assert line.result.type == "errored" and "Message Batches" in line.result.error.error.message
+    finally:
+        client.close()

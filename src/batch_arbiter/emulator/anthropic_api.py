@@ -298,8 +298,12 @@ class AnthropicApi:
         # Model problems are found only when the item is processed, as with the real API: the batch is
         # accepted and the item comes back errored.
         try:
-            check_model(params)
+            spec = check_model(params)
             AnthropicApi._check_live(params, config)
+            if spec.id in config.no_batch_models:
+                raise HttpError(
+                    400, f"model: {spec.id} does not support the Message Batches API", "invalid_request_error"
+                )
         except HttpError as exc:
             return BatchItem(custom_id, params, "errored", exc.error_type or "invalid_request_error", exc.message)
         outcome = batch_marker(params)
@@ -440,12 +444,15 @@ class AnthropicApi:
         spec = find_model(path["model_id"])
         if spec is None:
             raise HttpError(404, f"model: {path['model_id']}", "not_found_error")
-        return self._json(request, spec.info(self._config().model_lifecycle.get(spec.id)))
+        config = self._config()
+        info = spec.info(config.model_lifecycle.get(spec.id), batch=spec.id not in config.no_batch_models)
+        return self._json(request, info)
 
     def _list_models(self, request: Request, _: dict[str, str]) -> Response:
         page = self._page(request, list(MODELS), [m.id for m in MODELS], default_limit=20)
-        stages = self._config().model_lifecycle
-        return self._json(request, self._page_body(page, [m.info(stages.get(m.id)) for m in page[0]]))
+        config = self._config()
+        infos = [m.info(config.model_lifecycle.get(m.id), batch=m.id not in config.no_batch_models) for m in page[0]]
+        return self._json(request, self._page_body(page, infos))
 
     @staticmethod
     def _check_live(params: dict[str, Any], config: EmulatorConfig) -> None:

@@ -27,8 +27,9 @@ class ModelSpec:
     thinking: frozenset[str]
     aliases: tuple[str, ...] = ()
 
-    def info(self, lifecycle: str | None = None) -> dict[str, Any]:
-        """The ModelInfo body; `lifecycle` overrides the table's stage (how tests retire a model)."""
+    def info(self, lifecycle: str | None = None, *, batch: bool = True) -> dict[str, Any]:
+        """The ModelInfo body; `lifecycle` overrides the table's stage (how tests retire a model), `batch`
+        False says the model cannot run in a batch."""
 
         def support(flag: bool) -> dict[str, bool]:
             return {"supported": flag}
@@ -49,7 +50,7 @@ class ModelSpec:
             "max_input_tokens": self.max_input_tokens,
             "max_tokens": self.max_tokens,
             "capabilities": {
-                "batch": support(True),
+                "batch": support(batch),
                 "citations": support(True),
                 "code_execution": support(True),
                 "context_management": {

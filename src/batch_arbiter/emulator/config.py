@@ -98,6 +98,8 @@ class EmulatorConfig:
     # Anthropic: model id -> "active", "deprecated" or "retired", over the catalogue's own stage. A retired
     # model is listed by the models endpoint but refuses every message (404 not_found_error).
     model_lifecycle: dict[str, str] = field(default_factory=dict)
+    # Anthropic: models whose `capabilities.batch.supported` is false; their batch items come back errored.
+    no_batch_models: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for glob, outcome in self.outcomes.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,17 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         provider.close()
         raise
     caps = caps or offline_caps(model)
+    if caps is not None and not caps.batch and decision.mode == "batch" and not settings.batch_id:
+        if settings.mode == "batch":
+            provider.close()
+            raise InputError(
+                f"input `mode`: {model} cannot run in a batch (the provider says so); nothing was sent. "
+                "Use `mode: sync` or a model that batches",
+                input="mode",
+            )
+        reason = f"{model} cannot run in a batch, so the run is synchronous"
+        decision = replace(decision, mode="sync", upgrade=False, rule="model capability", reason=reason)
+        notes.append(reason)
     efforts = caps.efforts if caps else ()
     requested_effort = settings.effort or decision.effort
     if upgrade is not None:

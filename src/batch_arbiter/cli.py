@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     spend.add_arguments(sub)
     sub.set_defaults(func=_console_command(spend.command))
 
+    from batch_arbiter.providers import smoke
+
+    sub = commands.add_parser("smoke", help="check the real APIs answer as expected (needs a key; under one cent)")
+    smoke.add_arguments(sub)
+    sub.set_defaults(func=_console_command(smoke.command))
+
     from batch_arbiter.emulator import cli as emulator
 
     sub = commands.add_parser(

@@ -13,6 +13,7 @@ ANTHROPIC_ROUTES = frozenset(
 GEMINI_ROUTES = frozenset(
     {
         "gemini_generate",
+        "gemini_model",
         "gemini_count_tokens",
         "gemini_create",
         "gemini_list",

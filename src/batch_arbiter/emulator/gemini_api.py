@@ -146,6 +146,8 @@ class GeminiApi:
     def routes(self) -> list[Route]:
         return [
             Route.build("POST", _VERSION + _MODEL + ":generateContent", "gemini_generate", self._generate, self),
+            # v1beta only here: under v1 the path is the Anthropic emulator's models route.
+            Route.build("GET", _BETA + _MODEL, "gemini_model", self._model_info, self),
             # Streamed and whole answers count as one kind of call (sync generation) for faults and assertions.
             Route.build("POST", _VERSION + _MODEL + ":streamGenerateContent", "gemini_generate", self._stream, self),
             Route.build("POST", _VERSION + _MODEL + ":countTokens", "gemini_count_tokens", self._count, self),
@@ -233,6 +235,26 @@ class GeminiApi:
             raise invalid("emulated invalid request ([[emulator:sync-errored]] marker)")
         cached = self.implicit_cache.account(model, body)
         return build_response(model, body, response_id=random_id(22), cached=cached)
+
+    def _model_info(self, request: Request, path: dict[str, str]) -> Response:
+        model = find_model(path["model"], path["version"])
+        return _json(
+            {
+                "name": f"models/{model.id}",
+                "baseModelId": model.id,
+                "version": "001",
+                "displayName": model.id,
+                "inputTokenLimit": model.input_token_limit,
+                "outputTokenLimit": model.output_token_limit,
+                "supportedGenerationMethods": [
+                    "generateContent",
+                    "countTokens",
+                    "batchGenerateContent",
+                    "streamGenerateContent",
+                ],
+                "thinking": True,
+            }
+        )
 
     def _count(self, request: Request, path: dict[str, str]) -> Response:
         find_model(path["model"], path["version"])

@@ -312,3 +312,20 @@ def test_a_retired_model_is_refused_before_any_call(ws: Path, emulator: Emulator
     assert run.code == 2
     assert "::error" in run.log and "was retired on 2026-12-01" in run.log and "nothing was sent" in run.log
     assert emulator.calls() == []
+
+
+def test_an_answer_that_says_its_model_is_retired_warns_once(emulator: Emulator) -> None:
+    # The run refuses retired models up front; an adapter used directly still hears it from the API, which
+    # answers a retired model's requests from its replacement and says so in modelStatus.
+    events: list[str] = []
+    config = ProviderConfig(api_key=API_KEY, base_url=emulator.base_url, on_event=events.append)
+    provider = GeminiProvider(config)
+    try:
+        outcomes = [
+            provider.run_sync(PromptRequest(f"r{n}", "r.md", "Hello"), RunSpec("gemini-2.5-pro")) for n in range(2)
+        ]
+    finally:
+        provider.close()
+    assert [o.model for o in outcomes] == ["gemini-3.8-flash"] * 2
+    assert len(events) == 1 and "retired" in events[0] and "answered by gemini-3.8-flash" in events[0]
+    assert "2026-12-01" in events[0]

@@ -109,6 +109,14 @@ _MODELS = (
 )
 _BY_NAME = {name: m for m in _MODELS for name in (m.id, *m.aliases)}
 
+# Models past their shutdown: the API still answers, from the replacement at its price, and says so in the
+# response's modelStatus (google-genai `types.ModelStatus`). Gemini 2.5 Pro and 2.5 Flash since 2026-12-01
+# (Google's deprecations page as quoted by dev.to/aideprecations, 2026-11-10).
+RETIRED: dict[str, tuple[str, str]] = {
+    "gemini-2.5-pro": ("2026-12-01T00:00:00Z", "gemini-3.8-flash"),
+    "gemini-2.5-flash": ("2026-12-01T00:00:00Z", "gemini-3.5-flash-lite"),
+}
+
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -371,6 +379,14 @@ def build_response(
         usage["cachedContentTokenCount"] = cached
         usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
     response: dict[str, Any] = {"usageMetadata": usage, "modelVersion": model.id, "responseId": response_id}
+    if model.id in RETIRED:
+        retired_at, replacement = RETIRED[model.id]
+        response["modelVersion"] = replacement
+        response["modelStatus"] = {
+            "modelStage": "RETIRED",
+            "retirementTime": retired_at,
+            "message": f"{model.id} is retired; this request was answered by {replacement}",
+        }
     if blocked_prompt:
         # As the real API blocks a prompt: no candidates at all, and the reason in promptFeedback.
         response["promptFeedback"] = {"blockReason": "SAFETY", "safetyRatings": _BLOCKED_RATINGS}

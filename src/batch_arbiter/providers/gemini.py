@@ -106,6 +106,8 @@ class GeminiProvider:
         self._note = config.on_event or (lambda message: None)
         # Keys of the jobs this process submitted: what a cancelled or expired job left unanswered.
         self._submitted: dict[str, list[str]] = {}
+        # (stage, model) pairs a modelStatus warning was given for.
+        self._status_warned: set[str] = set()
         self._client = genai.Client(
             api_key=config.api_key,
             # Immune to a stray GOOGLE_GENAI_USE_VERTEXAI in the runner's environment.
@@ -128,6 +130,25 @@ class GeminiProvider:
                 http_status_codes=list(RETRY_STATUSES),
             ),
         )
+
+    def _check_model_status(self, response: dict[str, Any] | None) -> None:
+        """Warn once per model and stage when an answer says its model is on the way out (modelStatus, which
+        google-genai's GenerateContentResponse carries as `model_status`): the run's own lifecycle table may
+        not know it yet, and a retired model's answers come from another model at its price."""
+        status = (response or {}).get("modelStatus")
+        if not isinstance(status, dict):
+            return
+        stage = str(status.get("modelStage") or "")
+        if stage not in ("LEGACY", "DEPRECATED", "RETIRED"):
+            return
+        answered_by = str((response or {}).get("modelVersion") or "?")
+        key = f"{stage}:{answered_by}"
+        if key in self._status_warned:
+            return
+        self._status_warned.add(key)
+        when = f", retirement {status['retirementTime']}" if status.get("retirementTime") else ""
+        message = f": {status['message']}" if status.get("message") else ""
+        self._note(f"the API says the model is {stage.lower()}{when} (answered by {answered_by}){message}")
 
     def close(self) -> None:
         """Close the SDK client and its connections."""
@@ -373,10 +394,12 @@ class GeminiProvider:
                 answered.add(key)
                 response = item.response.model_dump(mode="json", by_alias=True) if item.response else None
                 error = item.error.model_dump(mode="json", by_alias=True) if item.error else None
+                self._check_model_status(response)
                 yield _outcome(key, response, error)
         elif dest is not None and dest.file_name:
             for key, response, error in self._download(dest.file_name):
                 answered.add(key)
+                self._check_model_status(response)
                 yield _outcome(key, response, error)
         if state in _UNANSWERED:
             status, note = _UNANSWERED[state]
@@ -470,8 +493,8 @@ class GeminiProvider:
 
         return before_answer(once, retryable=_refused_call, wait=lambda _, n: self._backoff(n), attempts=attempts)
 
-    @staticmethod
-    def _sync_outcome(request: PromptRequest, spec: RunSpec, response: dict[str, Any], tier: str) -> Outcome:
+    def _sync_outcome(self, request: PromptRequest, spec: RunSpec, response: dict[str, Any], tier: str) -> Outcome:
+        self._check_model_status(response)
         outcome = _outcome(request.custom_id, response, None, tier)
         if outcome.model is None:
             outcome.model = spec.model
@@ -485,7 +508,7 @@ def merge_chunks(chunks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
     finish = None
     for chunk in chunks:
-        for key in ("usageMetadata", "modelVersion", "responseId", "promptFeedback"):
+        for key in ("usageMetadata", "modelVersion", "responseId", "promptFeedback", "modelStatus"):
             if chunk.get(key) is not None:
                 merged[key] = chunk[key]
         candidates = chunk.get("candidates") or []

@@ -32,7 +32,9 @@ def claude(emu: Emulator) -> Iterator[anthropic.Anthropic]:
 
 @pytest.fixture
 def gemini(emu: Emulator) -> Iterator[genai.Client]:
-    sdk = genai.Client(api_key="k", vertexai=False, http_options=types.HttpOptions(base_url=emu.base_url))
+    # v1beta, as the adapter pins it: the Batch API is not served under the SDK's default v1.
+    options = types.HttpOptions(base_url=emu.base_url, api_version="v1beta")
+    sdk = genai.Client(api_key="k", vertexai=False, http_options=options)
     yield sdk
     sdk.close()
 

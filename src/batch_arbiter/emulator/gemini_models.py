@@ -424,6 +424,8 @@ def stream_chunks(response: dict[str, Any], pieces: int = 3) -> list[dict[str, A
             "modelVersion": response["modelVersion"],
             "responseId": response["responseId"],
         }
+        if "modelStatus" in response:
+            chunk["modelStatus"] = response["modelStatus"]
         chunks.append(chunk)
     return chunks
 

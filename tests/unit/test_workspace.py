@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +365,22 @@ def test_the_audit_hook_sees_reads(ws: Path) -> None:
 
 def test_whole_numbers_sent_as_floats_are_line_numbers(ws: Path) -> None:
     assert _check(ws, "read", {"path": "src/app.py", "offset": 2.0, "limit": 1.0}) == ToolResult("line 2\n")
+
+
+def test_a_pattern_that_backtracks_forever_is_stopped(tmp_path: Path) -> None:
+    # Both take exponential (or high polynomial) time in `re`; each call ends within its budget instead.
+    (tmp_path / "a.txt").write_text("a" * 60 + "b\n")
+    (tmp_path / ("a" * 60 + "c")).write_text("x\n")
+    started = time.monotonic()
+    result = Workspace(tmp_path, search_seconds=0.5).call("grep", {"pattern": "(a|aa)+$"})
+    assert time.monotonic() - started < 5
+    assert result.is_error and "the search ran out of time (at a.txt:1)" in result.text
+    # `re` never returns from this glob; `regex` answers at once, and would be stopped like grep if not.
+    started = time.monotonic()
+    result = Workspace(tmp_path, search_seconds=0.5).call("glob", {"pattern": "*a" * 15 + "*b"})
+    assert time.monotonic() - started < 5
+    assert result.text.startswith(("(no file matches", "the search ran out of time"))
+
+
+def test_regex_syntax_is_re_s(ws: Path) -> None:
+    assert _check(ws, "grep", {"pattern": r"(?i)^LINE 1\d$", "glob": "src/*.py"}).text == "src/app.py:10:line 10\n"

@@ -8,11 +8,15 @@ refusal included, is a `ToolResult` with `is_error` set for the model to read, n
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
+
+import regex
 
 from batch_arbiter.core.tools import (
     CLIENT_TOOLS,
@@ -22,12 +26,16 @@ from batch_arbiter.core.tools import (
     argument_error,
 )
 
-__all__ = ["Workspace", "glob_regex"]
+__all__ = ["SEARCH_SECONDS", "Workspace", "glob_regex"]
 
 # A grep line longer than this is cut: one minified line must not fill the whole answer.
 _GREP_LINE_CHARS = 2_000
 # Regular expressions and globs a model sends are bounded too.
 _PATTERN_CHARS = 1_000
+# A glob or grep call's time, matching included: a pattern that backtracks without end (`(a|aa)+$`, or
+# a glob like `*a*a*a*a*a*a*b`) must not hold the run, so matching uses `regex`, whose matches take a
+# timeout, where `re` cannot be stopped.
+SEARCH_SECONDS = 10.0
 _MAGIC = re.compile(r"[*?\[]")
 
 
@@ -59,7 +67,7 @@ def _segment_regex(segment: str) -> str:
                 j += 1
             close = segment.find("]", j)
             if close < 0:
-                out.append(re.escape(c))
+                out.append(regex.escape(c))
             else:
                 body = segment[i + 1 : close]
                 negate = body.startswith("!")
@@ -67,11 +75,11 @@ def _segment_regex(segment: str) -> str:
                     body = body[1:]
                 # Escape everything but range dashes, so `[[]` or `[a&&b]` mean their characters and
                 # never a nested set.
-                inner = "".join(ch if ch == "-" else re.escape(ch) for ch in body)
+                inner = "".join(ch if ch == "-" else regex.escape(ch) for ch in body)
                 out.append(f"(?!/)[{'^' if negate else ''}{inner}]")
                 i = close
         else:
-            out.append(re.escape(c))
+            out.append(regex.escape(c))
         i += 1
     return "".join(out)
 
@@ -95,7 +103,7 @@ def _glob_parts(pattern: str) -> list[str]:
     return parts
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
+def glob_regex(pattern: str) -> regex.Pattern[str]:
     """A workspace-relative glob as a regex over `/`-separated relative paths (pathlib semantics).
 
     `*`, `?` and `[...]` match within one segment; a `**` segment matches any number of segments, none
@@ -113,9 +121,9 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             rx += _segment_regex(part) + ("" if last else "/")
     try:
-        return re.compile(rx, re.DOTALL)
-    except re.error as exc:
-        raise ValueError(f"`{pattern}` is not a valid glob ({exc.msg})") from None
+        return regex.compile(rx, regex.DOTALL)
+    except regex.error as exc:
+        raise ValueError(f"`{pattern}` is not a valid glob ({exc})") from None
 
 
 def _lines(text: str) -> list[str]:
@@ -127,6 +135,17 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
+def _within(deadline: float, match: Callable[..., object], where: str) -> bool:
+    """Whether `match(timeout=seconds left)` matched, refused once the call's time is spent (at `where`)."""
+    left = deadline - time.monotonic()
+    try:
+        if left <= 0:
+            raise TimeoutError
+        return match(timeout=left) is not None
+    except TimeoutError:
+        raise _Refused(f"the search ran out of time (at {where}): simplify the pattern or narrow the glob") from None
+
+
 def _cut(text: str, limit: int) -> str:
     return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
@@ -135,11 +154,17 @@ class Workspace:
     """The client tools over one directory tree: `call(name, args)` runs a tool call from a model.
 
     `root` is the workspace (the runner's checkout). `tools` limits which client tools may be called
-    (the ones the conversation declared); None allows all of them.
+    (the ones the conversation declared); None allows all of them. `search_seconds` bounds one glob or grep call.
     """
 
-    def __init__(self, root: str | os.PathLike[str], tools: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        tools: tuple[str, ...] | None = None,
+        search_seconds: float = SEARCH_SECONDS,
+    ) -> None:
         self.root = Path(root).resolve(strict=True)
+        self.search_seconds = search_seconds
         if not self.root.is_dir():
             raise NotADirectoryError(f"workspace root {root} is not a directory")
         self.tools = tuple(CLIENT_TOOLS) if tools is None else tuple(t for t in tools if t in CLIENT_TOOLS)
@@ -269,8 +294,9 @@ class Workspace:
         found.sort()
         yield from found
 
-    def _matching(self, pattern: str) -> Iterator[tuple[str, Path]]:
-        """The files whose workspace-relative path matches the glob `pattern`, sorted."""
+    def _matching(self, pattern: str, deadline: float) -> Iterator[tuple[str, Path]]:
+        """The files whose workspace-relative path matches the glob `pattern`, sorted; refused once the
+        call's time (`deadline`, time.monotonic()) is spent."""
         try:
             rx = glob_regex(pattern)
         except ValueError as exc:
@@ -291,7 +317,7 @@ class Workspace:
             if not start.is_dir():
                 return
         for rel, real in self._walk(start, "/".join(prefix)):
-            if rx.fullmatch(rel):
+            if _within(deadline, functools.partial(rx.fullmatch, rel), f"`{pattern}` at {rel}"):
                 yield rel, real
 
     # --- the tools ---------------------------------------------------------------------------------
@@ -338,17 +364,18 @@ class Workspace:
         return ToolResult("\n".join(out) + "\n" if out else empty)
 
     def _glob(self, pattern: str) -> ToolResult:
-        rows = (rel for rel, _ in self._matching(pattern))
+        rows = (rel for rel, _ in self._matching(pattern, time.monotonic() + self.search_seconds))
         return self._listing(rows, "paths", f"(no file matches `{pattern}`)")
 
     def _grep(self, pattern: str, glob: str | None) -> ToolResult:
         if len(pattern) > _PATTERN_CHARS:
             return _error(f"the pattern is longer than {_PATTERN_CHARS} characters")
         try:
-            rx = re.compile(pattern)
-        except (re.error, OverflowError, RecursionError) as exc:
+            rx = regex.compile(pattern)
+        except (regex.error, OverflowError, RecursionError, ValueError) as exc:
             return _error(f"`{pattern}` is not a valid regular expression ({getattr(exc, 'msg', exc)})")
-        files = self._matching(glob if glob is not None else "**")
+        deadline = time.monotonic() + self.search_seconds
+        files = self._matching(glob if glob is not None else "**", deadline)
 
         def rows() -> Iterator[str]:
             for rel, real in files:
@@ -357,7 +384,7 @@ class Workspace:
                 except (_Refused, OSError):
                     continue  # binary, too big or unreadable: not a text file to search
                 for number, line in enumerate(_lines(text), start=1):
-                    if rx.search(line):
+                    if _within(deadline, functools.partial(rx.search, line), f"{rel}:{number}"):
                         if len(line) > _GREP_LINE_CHARS:
                             line = line[:_GREP_LINE_CHARS] + " [line cut]"
                         yield f"{rel}:{number}:{line}"

@@ -119,6 +119,9 @@ def test_action_yml_outputs_and_runs() -> None:
         "sync-cost-usd",
         "savings-usd",
         "savings-percent",
+        "runner-minutes",
+        "runner-cost-usd",
+        "net-savings-usd",
         "batch-candidates",
         "monthly-savings-usd",
     }

@@ -2,8 +2,10 @@
 
 The layout is the origin's token-metrics record (`ts`, `workflow`, `tier`, `engine`, `model`, token
 counts, `et`, `run_id`, `context`), so its tooling can read our lines, extended with what a batch run
-adds: `workload`, `provider`, `mode`, `requests`, `cost_usd`, `sync_cost_usd`, `savings_usd` and
-`cache_creation_1h_tokens` (1-hour cache writes are priced higher, and batch runs write them).
+adds: `workload`, `provider`, `mode`, `requests`, `cost_usd`, `sync_cost_usd`, `savings_usd`,
+`cache_creation_1h_tokens` (1-hour cache writes are priced higher, and batch runs write them), and the
+runner's share: `runner_minutes`, `runner_cost_usd`, `waiting_cost_usd` and `net_savings_usd` (savings less
+the runner minutes spent waiting on the batch).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ _NUMBERS = frozenset(
         "cost_usd",
         "sync_cost_usd",
         "savings_usd",
+        "runner_minutes",
+        "runner_cost_usd",
+        "waiting_cost_usd",
+        "net_savings_usd",
     }
 )
 
@@ -122,6 +128,10 @@ class Entry:
     cost_usd: float | None
     sync_cost_usd: float | None
     source: str
+    # What the run's runner cost, and the savings net of the runner minutes spent waiting on the batch;
+    # None in records that do not carry them (older runs, the origin's per-call records).
+    runner_cost_usd: float | None = None
+    net_savings_usd: float | None = None
 
     @property
     def name(self) -> str:
@@ -219,6 +229,8 @@ def _entry(data: Mapping[str, Any], where: str) -> Entry | None:
         cost_usd=_float(data.get("cost_usd")),
         sync_cost_usd=_float(data.get("sync_cost_usd")),
         source=where,
+        runner_cost_usd=_float(data.get("runner_cost_usd")),
+        net_savings_usd=_float(data.get("net_savings_usd")),
     )
 
 

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     metrics_file: str | None = None
     pricing_file: str | None = None
     budget_usd: float | None = Field(default=None, ge=0)
+    # USD a minute of the job's runner; None prices it from the runner and the repository's visibility.
+    runner_cost_per_minute: float | None = Field(default=None, ge=0)
     # The agent tools every request may use (a request object's own `tools` overrides them); empty: none.
     tools: Annotated[tuple[str, ...], NoDecode] = ()
     max_turns: int = Field(default=10, ge=1, le=MAX_TURNS)
@@ -111,7 +113,7 @@ class Settings(BaseSettings):
             raise ValueError("must be true or false (or empty to let the policy decide)")
         return value
 
-    @field_validator("poll_interval", "timeout_minutes", "budget_usd")
+    @field_validator("poll_interval", "timeout_minutes", "budget_usd", "runner_cost_per_minute")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):

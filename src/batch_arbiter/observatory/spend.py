@@ -41,10 +41,17 @@ class Line:
     cost_usd: float = 0.0
     sync_cost_usd: float = 0.0
     unpriced_records: int = 0
+    runner_cost_usd: float = 0.0
+    # What the savings lose to runner minutes spent waiting on batches (records that say so).
+    waiting_cost_usd: float = 0.0
 
     @property
     def savings_usd(self) -> float:
         return self.sync_cost_usd - self.cost_usd
+
+    @property
+    def net_savings_usd(self) -> float:
+        return self.savings_usd - self.waiting_cost_usd
 
     @property
     def savings_percent(self) -> float:
@@ -57,6 +64,9 @@ class Line:
         self.records += 1
         self.requests += e.requests if e.requests is not None else 1
         self.usage.add(e.usage)
+        self.runner_cost_usd += e.runner_cost_usd or 0.0
+        if cost is not None and e.net_savings_usd is not None:
+            self.waiting_cost_usd += (cost[1] - cost[0]) - e.net_savings_usd
         if cost is None:
             self.unpriced_records += 1
         else:
@@ -78,6 +88,8 @@ class Line:
             "sync_cost_usd": round(self.sync_cost_usd, 6),
             "savings_usd": round(self.savings_usd, 6),
             "savings_percent": round(self.savings_percent, 2),
+            "runner_cost_usd": round(self.runner_cost_usd, 6),
+            "net_savings_usd": round(self.net_savings_usd, 6),
             "unpriced_records": self.unpriced_records,
         }
 
@@ -200,6 +212,15 @@ def to_markdown(s: Spend) -> str:
         f"**{money(t.savings_usd)} saved ({t.savings_percent:.1f}%)**, over {len(t.runs):,} runs "
         f"({len(t.batch_runs):,} via batch) of {len(s.workloads)} workload{'s' if len(s.workloads) != 1 else ''}.",
         "",
+        *(
+            [
+                f"The runner cost {money(t.runner_cost_usd)}; net of the runner minutes spent waiting on batches "
+                f"({money(t.waiting_cost_usd)}), batching saved **{money(t.net_savings_usd)}**.",
+                "",
+            ]
+            if t.runner_cost_usd or t.waiting_cost_usd
+            else []
+        ),
         "### Per workload",
         "",
     ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Validation, Via
+from batch_arbiter.core.runner_cost import RunnerCost
 from batch_arbiter.core.structured import Validators
 from batch_arbiter.errors import AuthError, BatchArbiterError, Cancelled, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
@@ -72,6 +73,10 @@ class RunResult:
     events: list[str] = field(default_factory=list)
     # Why the run stopped at once (a batch the API refused to show or does not have); None otherwise.
     fatal: str | None = None
+    # Seconds spent waiting on batches (polling until they ended, or the deadline, or a cancel's grace).
+    waited_seconds: float = 0.0
+    # The runner's minutes and their cost, once the caller knows them.
+    runner: RunnerCost | None = None
 
     @property
     def batch_id(self) -> str | None:
@@ -148,6 +153,7 @@ class Engine:
         # A batch call no retry or fallback can get past (401/403/404): the run stops at once.
         self._fatal: ProviderError | None = None
         self._gone: set[str] = set()
+        self.waited_seconds = 0.0
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -322,6 +328,14 @@ class Engine:
         return members, failed
 
     def _wait(self, batch_ids: list[str], grace: float | None = None) -> list[str]:
+        """`_poll`, timed: the runner's minutes spent waiting are what batching has to save more than."""
+        began = self.clock()
+        try:
+            return self._poll(batch_ids, grace)
+        finally:
+            self.waited_seconds += max(0.0, self.clock() - began)
+
+    def _poll(self, batch_ids: list[str], grace: float | None = None) -> list[str]:
         """Poll every batch, collecting each as it ends, until all ended or time is up.
 
         Returns the batches that had not ended. Time is up at the deadline, or `grace` seconds from now
@@ -577,7 +591,15 @@ class Engine:
             status = "pending" if deliberate and totals.failed == 0 else "partial"
         elif mode != "pending":
             self.state.done(status)
-        return RunResult(mode, status, batch_ids, totals, self.events, fatal=str(self._fatal) if self._fatal else None)
+        return RunResult(
+            mode,
+            status,
+            batch_ids,
+            totals,
+            self.events,
+            fatal=str(self._fatal) if self._fatal else None,
+            waited_seconds=self.waited_seconds,
+        )
 
     def note(self, message: str) -> None:
         """Something the caller did that the run's report should tell."""

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import time
 import traceback
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from batch_arbiter.core.console import Console
 from batch_arbiter.core.records import Outcome, Status, Via
+from batch_arbiter.core.runner_cost import RunnerCost, billed_minutes, runner_rate
 from batch_arbiter.core.settings import Settings, poll_seconds
 from batch_arbiter.errors import Cancelled, InputError
 from batch_arbiter.run.budget import estimate
@@ -148,11 +153,13 @@ def run(p: Prepared, console: Console) -> int:
     writer.close()
     if ctx.results_json is not None:
         write_results_json(p.out_dir, p.requests)
+    result.runner = runner_cost(p, result.waited_seconds)
     console.set_outputs(outputs(ctx, result))
     console.write_summary(summary(ctx, result))
     # The metrics log counts spend once: results carried over from an earlier run were logged by it.
     spent = replace(result, totals=result.totals.minus(writer.carried)) if kept else result
     log_run(p.metrics_path, ctx, spent, console, p.prices)
+    _warn_if_waiting_cost_more(console, result)
     if result.totals.incomplete:
         console.warning(
             f"{result.totals.incomplete} of {result.totals.requests} answers were cut short at max_tokens "
@@ -177,6 +184,41 @@ def run(p: Prepared, console: Console) -> int:
         title="batch-arbiter: incomplete",
     )
     return EXIT_INCOMPLETE
+
+
+def runner_cost(p: Prepared, waited_seconds: float) -> RunnerCost:
+    """The step's runner minutes so far and their price, from the runner's environment and the event
+    payload's repository visibility (or the `runner-cost-per-minute` input)."""
+    rate = runner_rate(os.environ, _event_payload(), p.settings.runner_cost_per_minute, p.today)
+    return RunnerCost(rate, billed_minutes(time.monotonic() - p.started), waited_seconds / 60)
+
+
+def _event_payload() -> dict[str, Any] | None:
+    path = os.environ.get("GITHUB_EVENT_PATH")
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _warn_if_waiting_cost_more(console: Console, result: RunResult) -> None:
+    """A batch that saved less than the runner cost while waiting on it: say so, and what to do instead."""
+    runner = result.runner
+    if runner is None or not runner.waiting_cost_usd:
+        return
+    net = result.totals.savings_usd - runner.waiting_cost_usd
+    if net >= 0:
+        return
+    console.warning(
+        f"waiting {runner.waited_minutes:.1f} min on the batch cost ${runner.waiting_cost_usd:.4f} on the runner, "
+        f"more than batching saved (${result.totals.savings_usd:.4f}): net ${net:.4f}. Submit and collect later "
+        "instead (timeout-minutes: 0 with on-timeout: leave, then a later run collects; see "
+        "examples/batch-submit.yml and examples/batch-collect.yml), so no runner waits",
+        title="batch-arbiter: waiting cost more than batching saved",
+    )
 
 
 def _created_before_the_stop(p: Prepared, console: Console, creating: dict[str, Any]) -> list[str]:

@@ -56,6 +56,8 @@ class Prepared:
     deadline: float
     upgrade: Upgrade | None = None
     notes: list[str] = field(default_factory=list)
+    # time.monotonic() when the step began: the runner bills the step's minutes from here.
+    started: float = field(default_factory=time.monotonic)
     # Where the run's max_tokens came from (the input, or the default for its effort), for the summary.
     max_tokens_why: str = "the max-tokens input"
     # What the run reports; the provider adds what it did on its own (a lost create recovered).
@@ -121,6 +123,7 @@ def inside(workspace: Path, value: str | None, name: str) -> Path | None:
 
 def prepare(settings: Settings, console: Console) -> Prepared:
     """Check every input, file and model, and connect the provider; raises InputError on bad input."""
+    started = time.monotonic()
     workspace = console.workspace.resolve()
     vendor = info(settings.provider)
     api_key = _api_key(settings, vendor, console)
@@ -217,6 +220,7 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         provider=provider,
         spec=RunSpec(model=model, effort=effort, max_tokens=max_tokens),
         max_tokens_why=max_tokens_why,
+        started=started,
         decision=decision,
         workload=workload,
         requested_model=requested_model,

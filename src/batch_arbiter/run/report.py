@@ -67,6 +67,7 @@ def outputs(ctx: RunContext, run: RunResult) -> dict[str, str]:
         "sync-cost-usd": f"{t.sync_cost_usd:.6f}",
         "savings-usd": f"{t.savings_usd:.6f}",
         "savings-percent": f"{t.savings_percent:.1f}",
+        **_runner_outputs(run),
     }
 
 
@@ -103,6 +104,7 @@ def summary(ctx: RunContext, run: RunResult) -> str:
         f"| Cost | ${t.cost_usd:,.4f} |",
         f"| Same tokens synchronously | ${t.sync_cost_usd:,.4f} |",
         f"| Savings | **${t.savings_usd:,.4f} ({t.savings_percent:.1f}%)** |",
+        *_runner_rows(run),
         "",
         *_routing(ctx),
     ]
@@ -138,6 +140,34 @@ def _structured(ctx: RunContext, run: RunResult) -> list[str]:
     return [
         f"| Structured results | {v['valid']} valid, {v['fixed']} invalid then fixed by a rerun, "
         f"{v['invalid']} invalid ({code(ctx.shown(ctx.results_json))}) |"
+    ]
+
+
+def net_savings(run: RunResult) -> float:
+    """The savings less what the runner cost while the run waited on its batches."""
+    return run.totals.savings_usd - (run.runner.waiting_cost_usd if run.runner else 0.0)
+
+
+def _runner_outputs(run: RunResult) -> dict[str, str]:
+    if run.runner is None:
+        return {}
+    return {
+        "runner-minutes": str(run.runner.minutes),
+        "runner-cost-usd": f"{run.runner.cost_usd:.6f}",
+        "net-savings-usd": f"{net_savings(run):.6f}",
+    }
+
+
+def _runner_rows(run: RunResult) -> list[str]:
+    r = run.runner
+    if r is None:
+        return []
+    net = net_savings(run)
+    return [
+        f"| Runner | {r.minutes} min billed at ${r.rate.usd_per_minute:g}/min ({escape(r.rate.why)}): "
+        f"${r.cost_usd:,.4f} |",
+        f"| Net savings | **${net:,.4f}**: savings less ${r.waiting_cost_usd:,.4f} for {r.waited_minutes:,.1f} min "
+        f"waiting on the batch{' (waiting cost more than batching saved)' if net < 0 else ''} |",
     ]
 
 

@@ -51,6 +51,20 @@ def run_record(
         "sync_cost_usd": round(t.sync_cost_usd, 8),
         "savings_usd": round(t.savings_usd, 8),
         "cache_creation_1h_tokens": u.cache_creation_1h_tokens,
+        **_runner_fields(result),
+    }
+
+
+def _runner_fields(result: RunResult) -> dict[str, Any]:
+    """The runner's minutes and cost, and the savings net of the minutes spent waiting on the batch."""
+    runner = result.runner
+    if runner is None:
+        return {}
+    return {
+        "runner_minutes": runner.minutes,
+        "runner_cost_usd": round(runner.cost_usd, 8),
+        "waiting_cost_usd": round(runner.waiting_cost_usd, 8),
+        "net_savings_usd": round(result.totals.savings_usd - runner.waiting_cost_usd, 8),
     }
 
 

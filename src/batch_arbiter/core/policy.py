@@ -120,9 +120,9 @@ def decide(
     policy = policy or Policy()
     name = normalise(workload)
     rule = next((r for r in policy.all_rules() if fnmatch.fnmatchcase(name, r.match)), None)
-    if mode in ("batch", "sync"):
+    if mode in ("batch", "sync", "collect"):
         decision = Decision(
-            "batch" if mode == "batch" else "sync",
+            "sync" if mode == "sync" else "batch",
             rule.upgrade if rule else False,
             "mode input",
             f"the step asked for mode {mode}",

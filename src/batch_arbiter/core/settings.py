@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,7 +16,7 @@ from batch_arbiter.core.tools import parse_tools
 from batch_arbiter.errors import InputError
 
 Provider = Literal["anthropic", "gemini"]
-Mode = Literal["auto", "batch", "sync", "plan", "audit"]
+Mode = Literal["auto", "batch", "sync", "plan", "audit", "collect"]
 OnTimeout = Literal["fallback", "leave"]
 
 MAX_TIMEOUT_MINUTES = 7 * 24 * 60
@@ -64,7 +65,8 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=8, gt=0, le=256)
     poll_interval: float = Field(default=15.0, gt=0)
     # A week: well past the life of any provider's batch (24 hours on Anthropic, 48 on Gemini).
-    timeout_minutes: float = Field(default=300.0, gt=0, le=MAX_TIMEOUT_MINUTES)
+    # 0 submits and ends at once: with `on-timeout: leave` a later run collects (submit now, collect later).
+    timeout_minutes: float = Field(default=300.0, ge=0, le=MAX_TIMEOUT_MINUTES)
     on_timeout: OnTimeout = "fallback"
     batch_id: str | None = None
     output_dir: str = "batch-results"
@@ -73,6 +75,9 @@ class Settings(BaseSettings):
     budget_usd: float | None = Field(default=None, ge=0)
     # USD a minute of the job's runner; None prices it from the runner and the repository's visibility.
     runner_cost_per_minute: float | None = Field(default=None, ge=0)
+    # Until when a batch left with the provider is only collected, never fallen back on: hours after
+    # submitting, or an ISO 8601 time. Recorded in state.json when the batch is submitted.
+    collect_by: str = "23"
     # The agent tools every request may use (a request object's own `tools` overrides them); empty: none.
     tools: Annotated[tuple[str, ...], NoDecode] = ()
     max_turns: int = Field(default=10, ge=1, le=MAX_TURNS)
@@ -113,12 +118,38 @@ class Settings(BaseSettings):
             raise ValueError("must be true or false (or empty to let the policy decide)")
         return value
 
+    @field_validator("collect_by")
+    @classmethod
+    def _collect_by(cls, value: str) -> str:
+        text = value.strip() or "23"
+        try:
+            hours = float(text)
+        except ValueError:
+            try:
+                datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError("must be hours after submitting (e.g. 23) or an ISO 8601 time") from None
+            return text
+        if not math.isfinite(hours) or hours < 0 or hours > MAX_TIMEOUT_MINUTES / 60:
+            raise ValueError(f"must be between 0 and {MAX_TIMEOUT_MINUTES // 60} hours, or an ISO 8601 time")
+        return text
+
     @field_validator("poll_interval", "timeout_minutes", "budget_usd", "runner_cost_per_minute")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+
+def collect_by_time(value: str, submitted: datetime) -> datetime:
+    """`collect-by` as a time: hours after `submitted`, or an ISO 8601 time (UTC when it names no zone)."""
+    try:
+        hours = float(value)
+    except ValueError:
+        moment = datetime.fromisoformat(value.strip())
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return submitted + timedelta(hours=hours)
 
 
 def poll_seconds(settings: Settings) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 from batch_arbiter.core.console import Console
 from batch_arbiter.core.records import Outcome, Status, Via
 from batch_arbiter.core.runner_cost import RunnerCost, billed_minutes, runner_rate
-from batch_arbiter.core.settings import Settings, poll_seconds
+from batch_arbiter.core.settings import Settings, collect_by_time, poll_seconds
 from batch_arbiter.errors import Cancelled, InputError
 from batch_arbiter.run.budget import estimate
 from batch_arbiter.run.carry import carry_settled, set_aside
@@ -95,7 +95,14 @@ def run(p: Prepared, console: Console) -> int:
     state_path = p.out_dir / STATE_FILE
     batch_ids = [b for b in re.split(r"[,\s]+", settings.batch_id or "") if b]
     previous = RunState.read(state_path)
-    if not batch_ids and previous is not None and previous.collectable and previous.provider == settings.provider:
+    now = datetime.now(UTC)
+    on_timeout = settings.on_timeout
+    if settings.mode == "collect" and not batch_ids:
+        done = _nothing_to_collect(p, console, previous)
+        if done is not None:
+            return done
+    adopted = not batch_ids and previous is not None and previous.collectable
+    if adopted and previous is not None and previous.provider == settings.provider:
         # A re-run of the same step: collect what was already paid for instead of submitting again.
         batch_ids = list(previous.batch_ids)
         if previous.creating is not None:
@@ -103,6 +110,20 @@ def run(p: Prepared, console: Console) -> int:
         if batch_ids:
             shown = ",".join(batch_ids)
             console.notice(f"found {STATE_FILE} for batch {shown}; collecting it instead of submitting again")
+        until = _collect_by(previous)
+        left_pending = previous.status == "pending" or settings.mode == "collect"
+        if left_pending and until is not None and now < until:
+            # Left with the provider on purpose: until collect-by, a collect only collects; what is still
+            # running stays there (no cancel, no fallback) for the next collect.
+            on_timeout = "leave"
+            console.notice(
+                f"collect-by {until.isoformat(timespec='seconds')}: what the batch has not finished stays pending "
+                f"until then; after it, on-timeout ({settings.on_timeout}) applies"
+            )
+    if adopted and previous is not None and previous.collect_by:
+        collect_by = previous.collect_by
+    else:
+        collect_by = collect_by_time(settings.collect_by, now).astimezone(UTC).isoformat(timespec="seconds")
     deadline_wall = datetime.now(UTC) + timedelta(minutes=p.timeout_minutes)
     state = RunState(
         state_path,
@@ -111,6 +132,7 @@ def run(p: Prepared, console: Console) -> int:
         p.workload,
         deadline_wall.isoformat("T", "seconds"),
         run=console.run_key,
+        collect_by=collect_by,
     )
     same_batches = previous is not None and bool(batch_ids) and set(batch_ids) <= set(previous.batch_ids)
     earlier = set_aside(p.out_dir / RESULTS_FILE) if same_batches else None
@@ -123,7 +145,7 @@ def run(p: Prepared, console: Console) -> int:
         state,
         deadline=p.deadline,
         poll_interval=poll_seconds(settings),
-        on_timeout=settings.on_timeout,
+        on_timeout=on_timeout,
         concurrency=settings.max_concurrency,
         log=console.log,
         warn=console.warning,
@@ -184,6 +206,45 @@ def run(p: Prepared, console: Console) -> int:
         title="batch-arbiter: incomplete",
     )
     return EXIT_INCOMPLETE
+
+
+def _collect_by(state: RunState) -> datetime | None:
+    if not state.collect_by:
+        return None
+    try:
+        moment = datetime.fromisoformat(state.collect_by)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _nothing_to_collect(p: Prepared, console: Console, previous: RunState | None) -> int | None:
+    """`mode: collect` never submits. Without a state to collect that is bad input; with a state a run
+    already finished it is a no-op, with a notice, and no second report of the same spend."""
+    shown = (p.out_dir / STATE_FILE).relative_to(p.workspace).as_posix()
+    if previous is not None and previous.finished:
+        console.notice(
+            f"{shown}: batch {previous.batch_id} was already collected ({previous.status}); nothing to do, "
+            "nothing reported again"
+        )
+        console.set_outputs(
+            {
+                "status": previous.status.removeprefix("done:"),
+                "batch-id": previous.batch_id or "",
+                "results-dir": p.out_dir.relative_to(p.workspace).as_posix(),
+                "results-file": (p.out_dir / RESULTS_FILE).relative_to(p.workspace).as_posix(),
+            }
+        )
+        return EXIT_OK
+    if previous is None or not previous.collectable:
+        console.error(
+            f"mode collect: {shown} names no batch to collect ("
+            + ("missing or unreadable" if previous is None else f"status {previous.status}")
+            + "); restore the output directory of the submitting run first. Nothing was sent.",
+            title="batch-arbiter: bad input",
+        )
+        return EXIT_BAD_INPUT
+    return None
 
 
 def runner_cost(p: Prepared, waited_seconds: float) -> RunnerCost:

@@ -39,6 +39,9 @@ class RunState:
     # A create sent and not yet answered: {"token", "since", "size"}. A run killed in that moment leaves
     # this, and the next run asks the provider for the batch instead of creating (and paying) again.
     creating: dict[str, Any] | None = None
+    # Until when (ISO 8601, UTC) a batch left with the provider is only collected: a collect before then
+    # that finds it unfinished leaves it pending again instead of falling back (`collect-by`).
+    collect_by: str | None = None
 
     @classmethod
     def read(cls, path: Path) -> RunState | None:
@@ -60,7 +63,7 @@ class RunState:
         for name in ("provider", "model", "workload", "deadline", "status"):
             if name in known and not isinstance(known[name], str):
                 return None
-        for name in ("submitted_at", "run"):
+        for name in ("submitted_at", "run", "collect_by"):
             if known.get(name) is not None and not isinstance(known[name], str):
                 return None
         creating = known.get("creating")
@@ -80,6 +83,11 @@ class RunState:
     def batch_id(self) -> str | None:
         """The batch ids as the `batch-id` input and output spell them: comma-separated."""
         return ",".join(self.batch_ids) or None
+
+    @property
+    def finished(self) -> bool:
+        """Whether a run already settled every request of these batches (or the post step canceled them)."""
+        return self.status.startswith("done:") or self.status == "canceled"
 
     @property
     def collectable(self) -> bool:

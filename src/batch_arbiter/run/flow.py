@@ -268,7 +268,8 @@ def _event_payload() -> dict[str, Any] | None:
 def _warn_if_waiting_cost_more(console: Console, result: RunResult) -> None:
     """A batch that saved less than the runner cost while waiting on it: say so, and what to do instead."""
     runner = result.runner
-    if runner is None or not runner.waiting_cost_usd:
+    # Only a batch that answered something has savings to weigh its waiting against.
+    if runner is None or not runner.waiting_cost_usd or result.fatal or not result.totals.via[Via.BATCH]:
         return
     net = result.totals.savings_usd - runner.waiting_cost_usd
     if net >= 0:

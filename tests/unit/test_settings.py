@@ -124,6 +124,7 @@ def test_action_yml_outputs_and_runs() -> None:
         "net-savings-usd",
         "batch-candidates",
         "monthly-savings-usd",
+        "monthly-net-savings-usd",
     }
     for name, spec in ACTION["inputs"].items():
         assert spec.get("description"), name

@@ -43,6 +43,7 @@ _NUMBERS = frozenset(
         "runner_cost_usd",
         "waiting_cost_usd",
         "net_savings_usd",
+        "waited_minutes",
     }
 )
 
@@ -132,6 +133,8 @@ class Entry:
     # None in records that do not carry them (older runs, the origin's per-call records).
     runner_cost_usd: float | None = None
     net_savings_usd: float | None = None
+    # Minutes the run waited on its batches (runner minutes a collect-later pattern would not hold).
+    waited_minutes: float | None = None
 
     @property
     def name(self) -> str:
@@ -231,6 +234,7 @@ def _entry(data: Mapping[str, Any], where: str) -> Entry | None:
         source=where,
         runner_cost_usd=_float(data.get("runner_cost_usd")),
         net_savings_usd=_float(data.get("net_savings_usd")),
+        waited_minutes=_float(data.get("waited_minutes")),
     )
 
 

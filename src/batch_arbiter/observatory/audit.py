@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from batch_arbiter.core.metrics import Entry, Log, read
 from batch_arbiter.core.policy import Decision, Policy, decide, load_policy, normalise, upgrade_model
 from batch_arbiter.core.pricing import PriceTable, PricingError
 from batch_arbiter.core.records import Usage
+from batch_arbiter.core.runner_cost import RunnerRate, runner_rate
 from batch_arbiter.core.settings import Settings
 from batch_arbiter.core.tools import CLIENT_TOOLS, SERVER_TOOLS, TOOLS, from_cli_tools
 from batch_arbiter.errors import InputError
@@ -39,13 +41,22 @@ class Verdict(StrEnum):
     """What the audit says of one workload."""
 
     CANDIDATE = "batch candidate"
+    # Uses the action, but its recorded cost is its sync cost: routing kept it sync, or it fell back.
+    PAYS_SYNC = "pays sync prices"
     BATCHED = "already batched"
     SYNC = "stays sync"
     NO_LLM = "no LLM call"
 
 
 CANDIDATE, BATCHED, SYNC, NO_LLM = Verdict.CANDIDATE, Verdict.BATCHED, Verdict.SYNC, Verdict.NO_LLM
-VERDICT_ORDER = {CANDIDATE: 0, BATCHED: 1, SYNC: 2, NO_LLM: 3}
+PAYS_SYNC = Verdict.PAYS_SYNC
+VERDICT_ORDER = {CANDIDATE: 0, PAYS_SYNC: 1, BATCHED: 2, SYNC: 3, NO_LLM: 4}
+# Workloads the report would move to batch prices.
+MOVABLE = frozenset({CANDIDATE, PAYS_SYNC})
+# A measured cost this close to the sync cost is the sync cost (rounding in the recorded figures).
+SYNC_RATIO = 0.999
+# Minutes a batch is assumed to keep the runner waiting when no run of the workload recorded it.
+ASSUMED_WAIT_MINUTES = 60.0
 AGENT_KINDS = {"claude-code-action", "claude CLI", "gemini CLI"}
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -101,10 +112,22 @@ class Workload:
     estimate: Estimate | None = None
     notes: list[str] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
+    # Minutes a run waits on its batch (measured, or assumed), and what they cost a month on the runner.
+    wait_minutes: float | None = None
+    wait_basis: str = ""
+    waiting_usd: float | None = None
 
     @property
     def steps(self) -> list[LlmStep]:
         return self.workflow.steps
+
+    @property
+    def net_saving(self) -> float | None:
+        """The monthly saving of moving to batch, less the runner minutes spent waiting on the batches."""
+        m = self.monthly()
+        if m is None:
+            return None
+        return m[2] - m[3] - (self.waiting_usd or 0.0)
 
     def monthly(self) -> tuple[float, float, float, float] | None:
         """(all sync, all batch, now, with the batch routing the policy allows), in USD a month."""
@@ -113,7 +136,7 @@ class Workload:
         e, runs = self.estimate, self.runs_per_month
         sync, batch = e.sync_per_run * runs, e.batch_per_run * runs
         now = sync * e.now_ratio
-        with_batch = batch if self.verdict == CANDIDATE else now
+        with_batch = batch if self.verdict in MOVABLE else now
         return sync, batch, now, with_batch
 
 
@@ -126,6 +149,9 @@ class Audit:
     metrics: Log
     unmatched: dict[str, int]
     prices_on: date
+    # USD a minute of the runner that waits on a batch, and why that price.
+    runner_rate: float = 0.0
+    runner_rate_why: str = ""
 
     @property
     def estimated(self) -> list[Workload]:
@@ -135,11 +161,18 @@ class Audit:
         rows = [m for w in self.workloads if (m := w.monthly()) is not None]
         now = sum(m[2] for m in rows)
         with_batch = sum(m[3] for m in rows)
-        return {"now_usd": now, "with_batch_usd": with_batch, "savings_usd": now - with_batch}
+        waiting = sum(w.waiting_usd or 0.0 for w in self.workloads if w.monthly() is not None)
+        return {
+            "now_usd": now,
+            "with_batch_usd": with_batch,
+            "savings_usd": now - with_batch,
+            "runner_waiting_usd": waiting,
+            "net_savings_usd": now - with_batch - waiting,
+        }
 
     @property
     def candidates(self) -> list[Workload]:
-        return [w for w in self.workloads if w.verdict == CANDIDATE]
+        return [w for w in self.workloads if w.verdict in MOVABLE]
 
 
 # -- building the audit ------------------------------------------------------------------------------
@@ -154,6 +187,8 @@ def run_audit(
     on: date | None = None,
     assume: Assumption | None = None,
     repo_root: Path | None = None,
+    runner_rate: tuple[float, str] = (0.006, "GitHub-hosted Linux x64 (the default)"),
+    wait_minutes: float = ASSUMED_WAIT_MINUTES,
 ) -> Audit:
     if not workflows_dir.is_dir():
         raise AuditError(f"workflows directory not found: {workflows_dir}")
@@ -175,8 +210,30 @@ def run_audit(
     unmatched = _attach_metrics(workloads, log.entries)
     for w in workloads:
         _estimate(w, prices, on, assume)
+        _waiting(w, runner_rate[0], wait_minutes)
     workloads.sort(key=lambda w: (VERDICT_ORDER[w.verdict], w.name.lower()))
-    return Audit(str(workflows_dir), len(files), workloads, problems + log.problems, log, unmatched, on)
+    return Audit(str(workflows_dir), len(files), workloads, problems + log.problems, log, unmatched, on, *runner_rate)
+
+
+def _waiting(w: Workload, rate: float, assumed: float) -> None:
+    """What a workload moved to batch would pay its runner to wait, a month; a candidate whose saving is
+    below that is told to collect later instead."""
+    if w.verdict not in MOVABLE or w.monthly() is None or w.runs_per_month is None:
+        return
+    waited = [e.waited_minutes for e in w.entries if e.waited_minutes]
+    if waited:
+        w.wait_minutes, w.wait_basis = sum(waited) / len(waited), f"measured over {len(waited)} runs"
+    else:
+        w.wait_minutes, w.wait_basis = assumed, "assumed"
+    w.waiting_usd = w.runs_per_month * w.wait_minutes * rate
+    net = w.net_saving
+    if net is not None and net < 0 and w.waiting_usd:
+        saving = w.monthly() or (0, 0, 0, 0)
+        w.notes.append(
+            f"batching saves {money(saving[2] - saving[3])} a month, less than the runner minutes spent waiting "
+            f"({money(w.waiting_usd)}): submit now and collect later (examples/batch-submit.yml and "
+            "batch-collect.yml) so no runner waits"
+        )
 
 
 def _classify(wf: WorkflowFile, policy: Policy) -> Workload:
@@ -275,7 +332,16 @@ def _estimate(w: Workload, prices: PriceTable, on: date, assume: Assumption | No
         if w.verdict == BATCHED:
             w.estimate.now_ratio = w.estimate.batch_per_run / w.estimate.sync_per_run if w.estimate.sync_per_run else 1
             w.estimate.now_ratio_basis = "assumed: every request answered by the batch"
-    if w.estimate is not None and w.verdict == CANDIDATE and w.decision is not None and w.decision.upgrade:
+    e = w.estimate
+    if w.verdict == BATCHED and e is not None and e.basis == "measured" and e.now_ratio >= SYNC_RATIO:
+        # The action ran, but every answer was paid at sync prices: routing kept it sync, or it fell back.
+        w.verdict = PAYS_SYNC
+        saving = (e.sync_per_run - e.batch_per_run) * (w.runs_per_month or 0)
+        w.notes.append(
+            "uses batch-arbiter, but its recorded cost equals its sync cost (routing kept it synchronous, or "
+            f"it fell back): as a batch it would save {money(saving)} a month"
+        )
+    if w.estimate is not None and w.verdict in MOVABLE and w.decision is not None and w.decision.upgrade:
         _upgrade_note(w, prices, on)
 
 
@@ -438,7 +504,9 @@ def to_markdown(audit: Audit) -> str:
         lines += [
             f"Monthly LLM cost of the {len(audit.estimated)} workload{'s' if len(audit.estimated) != 1 else ''} "
             f"with figures: **{money(t['now_usd'])} now, {money(t['with_batch_usd'])} with batch**, "
-            f"saving **{money(t['savings_usd'])} a month** (prices of {audit.prices_on.isoformat()}).",
+            f"saving **{money(t['savings_usd'])} a month** (prices of {audit.prices_on.isoformat()}); "
+            f"less {money(t['runner_waiting_usd'])} of runner minutes spent waiting on the batches, "
+            f"**{money(t['net_savings_usd'])} net**.",
             "",
         ]
     elif llm and not audit.metrics.files:
@@ -478,10 +546,14 @@ def to_markdown(audit: Audit) -> str:
                 else "–"
             )
             models = ", ".join(f"`{x}`" for x in e.models) if e else "–"
-            cells = [money(v) for v in m[2:]] + [money(m[2] - m[3])] if m else ["–", "–", "–"]
+            waiting = money(w.waiting_usd) if w.waiting_usd is not None else "–"
+            net_saving = w.net_saving
+            net = money(net_saving) if net_saving is not None and w.waiting_usd is not None else "–"
+            cells = [money(v) for v in m[2:]] + [money(m[2] - m[3]), waiting, net] if m else ["–"] * 5
             rows.append([escape(w.name), w.verdict, models, token_cell, _runs(w.runs_per_month), *cells, _basis(w)])
         if audit.estimated:
-            total_cells = [f"**{money(t[k])}**" for k in ("now_usd", "with_batch_usd", "savings_usd")]
+            keys = ("now_usd", "with_batch_usd", "savings_usd", "runner_waiting_usd", "net_savings_usd")
+            total_cells = [f"**{money(t[k])}**" for k in keys]
             rows.append(["**Total**", "", "", "", "", *total_cells, ""])
         lines += table(
             [
@@ -493,10 +565,12 @@ def to_markdown(audit: Audit) -> str:
                 "Now",
                 "With batch",
                 "Saves",
+                "Runner waiting",
+                "Net",
                 "Basis",
             ],
             rows,
-            right=[3, 4, 5, 6, 7],
+            right=[3, 4, 5, 6, 7, 8, 9],
         )
         lines.append("")
     charted = [w for w in audit.estimated]
@@ -552,6 +626,11 @@ def _method(audit: Audit) -> list[str]:
         "- **Now** is every call synchronous, except for workloads already batched, where it is the recorded "
         "cost of their runs (fallbacks included) scaled to a month. **With batch** moves the batch candidates "
         "to batch prices and leaves the rest as they are.",
+        f"- **Runner waiting**: a job that waits on its batch holds its runner; at ${audit.runner_rate:g} a minute "
+        f"({escape(audit.runner_rate_why)}), for the minutes its runs waited (measured from the metrics log's "
+        f"`waited_minutes`, else assumed {ASSUMED_WAIT_MINUTES:g} per run unless `--assume-wait-minutes` says "
+        "otherwise). **Net** is the saving less that; where it is negative, submit now and collect later "
+        "(`examples/batch-submit.yml` and `batch-collect.yml`), which holds no runner while the batch runs.",
     ]
     return lines
 
@@ -609,7 +688,11 @@ def to_json(audit: Audit) -> dict[str, Any]:
                 "now": round(m[2], 4),
                 "with_batch": round(m[3], 4),
                 "savings": round(m[2] - m[3], 4),
+                "runner_waiting": None if w.waiting_usd is None else round(w.waiting_usd, 4),
+                "net_savings": None if w.waiting_usd is None else round(w.net_saving or 0.0, 4),
             },
+            "wait_minutes_per_run": w.wait_minutes,
+            "wait_minutes_basis": w.wait_basis or None,
         }
 
     return {
@@ -621,6 +704,8 @@ def to_json(audit: Audit) -> dict[str, Any]:
         "workloads": [workload(w) for w in audit.workloads],
         "batch_candidates": [w.name for w in audit.candidates],
         "monthly_usd": {k: round(v, 4) for k, v in audit.totals().items()},
+        "runner_usd_per_minute": audit.runner_rate,
+        "runner_rate_basis": audit.runner_rate_why,
         "unmatched_metrics": audit.unmatched,
         "problems": audit.problems,
     }
@@ -650,6 +735,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--assume-tokens", metavar="INPUT:OUTPUT", help="tokens per run for unmeasured workloads")
     parser.add_argument("--assume-model", metavar="MODEL", help="model for unmeasured workloads")
     parser.add_argument("--repo-root", type=Path, help="where scripts named by run: steps live")
+    parser.add_argument(
+        "--runner-cost-per-minute",
+        type=float,
+        metavar="USD",
+        help="price of a runner minute spent waiting on a batch (default: the GitHub-hosted Linux x64 price)",
+    )
+    parser.add_argument(
+        "--assume-wait-minutes",
+        type=float,
+        default=ASSUMED_WAIT_MINUTES,
+        metavar="MINUTES",
+        help="minutes a batch run waits, for workloads whose metrics do not say",
+    )
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
@@ -666,6 +764,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
             on=args.on,
             assume=_assumption(args.assume_tokens, args.assume_model),
             repo_root=args.repo_root,
+            runner_rate=_rate(runner_rate({}, None, args.runner_cost_per_minute, args.on or datetime.now(UTC).date())),
+            wait_minutes=args.assume_wait_minutes,
         )
     except InputError as exc:
         print(f"batch-arbiter audit: {exc}", file=sys.stderr)
@@ -705,6 +805,9 @@ def run_step(settings: Settings, runner: Console) -> int:
             prices=price_table(inside(settings.pricing_file, "pricing-file") if settings.pricing_file else None),
             policy=load_policy(inside(settings.policy_file, "policy-file") if settings.policy_file else None),
             repo_root=workspace,
+            runner_rate=_rate(
+                runner_rate(os.environ, _event_payload(), settings.runner_cost_per_minute, datetime.now(UTC).date())
+            ),
         )
         out_dir = inside(settings.output_dir, "output-dir")
     except InputError as exc:
@@ -728,9 +831,26 @@ def run_step(settings: Settings, runner: Console) -> int:
             "results-file": _workspace_relative(out_dir / "audit.json", runner.workspace),
             "batch-candidates": ",".join(w.name for w in audit.candidates),
             "monthly-savings-usd": f"{totals['savings_usd']:.2f}",
+            "monthly-net-savings-usd": f"{totals['net_savings_usd']:.2f}",
         }
     )
     return EXIT_OK
+
+
+def _rate(rate: RunnerRate) -> tuple[float, str]:
+    return rate.usd_per_minute, rate.why
+
+
+def _event_payload() -> dict[str, Any] | None:
+    """The event payload (GITHUB_EVENT_PATH): the repository's visibility prices the runner."""
+    path = os.environ.get("GITHUB_EVENT_PATH")
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _workspace_relative(path: Path, workspace: Path) -> str:

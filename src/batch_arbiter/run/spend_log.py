@@ -64,6 +64,7 @@ def _runner_fields(result: RunResult) -> dict[str, Any]:
         "runner_minutes": runner.minutes,
         "runner_cost_usd": round(runner.cost_usd, 8),
         "waiting_cost_usd": round(runner.waiting_cost_usd, 8),
+        "waited_minutes": round(runner.waited_minutes, 4),
         "net_savings_usd": round(result.totals.savings_usd - runner.waiting_cost_usd, 8),
     }
 

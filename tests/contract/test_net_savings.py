@@ -103,7 +103,7 @@ def test_sync_runs_wait_on_nothing(ws: Path, emulator: Emulator, provider: Provi
     run = provider.run(ws, emulator, prompt_files="p/*", mode="sync", runner_cost_per_minute=50)
     assert run.code == 0, run.log
     assert float(run.outputs["net-savings-usd"]) == float(run.outputs["savings-usd"]) == 0
-    assert "for 0.0 min waiting on the batch" in run.summary
+    assert "for 0.00 min waiting on the batch" in run.summary
 
 
 def test_cheap_waiting_leaves_net_savings_positive_without_a_warning(

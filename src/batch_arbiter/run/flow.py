@@ -275,8 +275,8 @@ def _warn_if_waiting_cost_more(console: Console, result: RunResult) -> None:
     if net >= 0:
         return
     console.warning(
-        f"waiting {runner.waited_minutes:.1f} min on the batch cost ${runner.waiting_cost_usd:.4f} on the runner, "
-        f"more than batching saved (${result.totals.savings_usd:.4f}): net ${net:.4f}. Submit and collect later "
+        f"waiting {runner.waited_minutes:.2f} min on the batch cost ${runner.waiting_cost_usd:.4f} on the runner, "
+        f"more than batching saved (${result.totals.savings_usd:.4f}): net -${-net:.4f}. Submit and collect later "
         "instead (timeout-minutes: 0 with on-timeout: leave, then a later run collects; see "
         "examples/batch-submit.yml and examples/batch-collect.yml), so no runner waits",
         title="batch-arbiter: waiting cost more than batching saved",

@@ -124,8 +124,8 @@ def summary(ctx: RunContext, run: RunResult) -> str:
     if t.incomplete:
         lines += [
             "",
-            f"{t.incomplete} answers stopped at the output limit (`max_tokens`, thinking included): their text "
-            f"is kept with status `incomplete`; a larger `max-tokens` lets them finish.",
+            f"{t.incomplete} answer{'s' if t.incomplete != 1 else ''} stopped at the output limit (`max_tokens`, "
+            "thinking included), the text kept with status `incomplete`; a larger `max-tokens` lets them finish.",
         ]
     if run.status == "pending" and run.batch_id:
         lines += ["", f"Collect it later with {code('batch-id: ' + run.batch_id)}."]
@@ -163,11 +163,13 @@ def _runner_rows(run: RunResult) -> list[str]:
     if r is None:
         return []
     net = net_savings(run)
+    sign = "-" if net < 0 else ""
+    worse = " (waiting cost more than batching saved)" if net < 0 else ""
     return [
         f"| Runner | {r.minutes} min billed at ${r.rate.usd_per_minute:g}/min ({escape(r.rate.why)}): "
         f"${r.cost_usd:,.4f} |",
-        f"| Net savings | **${net:,.4f}**: savings less ${r.waiting_cost_usd:,.4f} for {r.waited_minutes:,.1f} min "
-        f"waiting on the batch{' (waiting cost more than batching saved)' if net < 0 else ''} |",
+        f"| Net savings | **{sign}${abs(net):,.4f}**: savings less ${r.waiting_cost_usd:,.4f} for "
+        f"{r.waited_minutes:,.2f} min waiting on the batch{worse} |",
     ]
 
 

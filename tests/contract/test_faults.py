@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -394,3 +395,16 @@ def test_a_signal_during_the_budget_estimate_ends_cleanly_with_nothing_sent(tmp_
     assert "cancelled by SIGTERM while checking the inputs; nothing was sent" in out
     assert "Traceback" not in out
     assert emulator.calls("create") == [] and emulator.calls("messages") == []
+
+
+def test_post_step_of_a_killed_collect_leaves_the_batch_until_collect_by(tmp_path: Path, emulator: Emulator) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=5)).isoformat(timespec="seconds")
+    out = run_post_step(tmp_path, emulator, {"run": "4242.1", "collect_by": later}, mode="collect")
+    assert "::notice::batch msgbatch_01x is still with the provider" in out
+    assert emulator.calls() == []
+
+
+def test_post_step_of_a_killed_collect_after_collect_by_cancels(tmp_path: Path, emulator: Emulator) -> None:
+    earlier = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    run_post_step(tmp_path, emulator, {"run": "4242.1", "collect_by": earlier}, mode="collect")
+    assert [c.route for c in emulator.calls()] == ["cancel"]

@@ -9,6 +9,7 @@ collects) unless `on-timeout: leave` says a later run will collect it.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 from batch_arbiter.action.runner import Runner
 from batch_arbiter.action.selftest import enabled as on_bundled_emulator
@@ -42,7 +43,7 @@ def post_step(runner: Runner) -> int:
     if on_bundled_emulator() and not settings.base_url:
         return EXIT_OK  # that batch lived in the main step's own emulator, gone with its container
     batch_id = state.batch_id
-    if settings.on_timeout == "leave":
+    if settings.on_timeout == "leave" or (settings.mode == "collect" and _before(state.collect_by)):
         runner.notice(f"batch {batch_id} is still with the provider; collect it later with `batch-id: {batch_id}`")
         return EXIT_OK
     vendor = REGISTRY.get(state.provider)
@@ -80,3 +81,15 @@ def post_step(runner: Runner) -> int:
         f"What it finished can still be collected with `batch-id: {batch_id}`."
     )
     return EXIT_OK
+
+
+def _before(moment: str | None) -> bool:
+    """Whether the collect-by time recorded in state.json is still ahead: until then the batch is only
+    collected, never cancelled, even by a collect that was killed."""
+    if not moment:
+        return False
+    try:
+        when = datetime.fromisoformat(moment)
+    except ValueError:
+        return False
+    return datetime.now(UTC) < (when if when.tzinfo else when.replace(tzinfo=UTC))

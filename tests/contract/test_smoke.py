@@ -41,7 +41,8 @@ def test_every_check_passes_against_the_emulator(
     assert _smoke(emulator, "--provider", provider) == 0
     out = capsys.readouterr().out
     assert "FAIL" not in out and "every check passed" in out
-    for check in ("model lookup", "token count", "sync call", "streamed call", "batch request counts", "cost"):
+    checks = ("model lookup", "token count", "adapter sync call", "sync call", "streamed call", "batch request counts")
+    for check in (*checks, "cost"):
         assert f"ok   {check}:" in out, check
     # Two requests in one batch, one sync and one streamed call, on the cheapest model.
     creates = emulator.calls("create" if provider == "anthropic" else "gemini_create")

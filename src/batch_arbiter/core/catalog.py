@@ -124,6 +124,12 @@ RANKING: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Effort levels per model, as read on 2026-12-02. Every id is one the installed SDKs list (anthropic
+# types/model.py, google-genai _gaos/types/interactions/model.py; tests/unit/test_catalog_ids.py holds that).
+# Claude: https://platform.claude.com/docs/en/build-with-claude/effort (its supported-models list; `xhigh` on
+# the newer models only). Gemini: thinking levels from https://ai.google.dev/gemini-api/docs/generate-content/latest-model
+# (Argon), LiteLLM discussions #46238/#51436 (Argon, Hydrogen), docs.apiyi.com (3.8 Flash), docs.litellm.ai's
+# Gemini 3.1 Pro note (`medium` added); budgets on 2.5 from hexdocs.pm gemini_ex ThinkingConfig.
 _EFFORTS_BY_MODEL: dict[str, tuple[str, ...]] = {
     "claude-fable-5-2": _ALL,
     "claude-fable-5-1": _ALL,

@@ -2,10 +2,11 @@
 expect. The emulator can never prove that; this can, for well under a cent.
 
 On the cheapest live model of each provider whose key is set it runs a two-request batch (one request with a
-system prompt cached for an hour) through the adapter, one synchronous call, one streamed call, a token count
-and a model lookup, and checks every field the action reads from each answer: usage fields, 1-hour cache
-writes, stop reasons, request counts, the results layout. It prints what it found and what it cost, never the
-model's text, and exits 1 on any mismatch; without a key for a provider it says it skipped it.
+system prompt cached for an hour) and one synchronous call through the adapter, one plain and one streamed
+call through the SDK, a token count and a model lookup, and checks every field the action reads from each
+answer: usage fields, 1-hour cache writes, stop reasons, request counts, the results layout. It prints what it
+found and what it cost, never the model's text, and exits 1 on any mismatch; without a key for a provider it
+says it skipped it.
 
 This module sits with the adapters because it reads the raw answers through the same SDKs; each SDK is
 imported only when its provider is checked.
@@ -145,6 +146,10 @@ def smoke_provider(
     try:
         _guarded(found, "model lookup", lambda: _lookup(found, provider, spec, raw, config))
         _guarded(found, "token count", lambda: _count(found, provider, spec))
+        # The action's own synchronous path (the adapter's run_sync, as a fallback calls it).
+        adapter_sync = _guarded(found, "adapter sync call", lambda: _adapter_sync(found, provider, spec))
+        if isinstance(adapter_sync, Outcome):
+            found.cost_usd += prices.cost(model, adapter_sync.usage, today, batch=False, per_request=True)
         probes: tuple[tuple[str, Callable[[Findings, ProviderConfig, str], Usage]], ...] = (
             ("sync call", raw.sync),
             ("streamed call", raw.stream),
@@ -182,6 +187,12 @@ def _lookup(found: Findings, provider: Provider, spec: RunSpec, raw: _Raw, confi
 def _count(found: Findings, provider: Provider, spec: RunSpec) -> None:
     counted = provider.count_tokens(PromptRequest("smoke-count", "smoke", PROMPT), spec)
     found.check("token count", isinstance(counted, int) and counted > 0, f"{counted} input tokens")
+
+
+def _adapter_sync(found: Findings, provider: Provider, spec: RunSpec) -> Outcome:
+    outcome = provider.run_sync(PromptRequest("smoke-sync", "smoke", PROMPT), spec)
+    _check_outcome(found, "adapter sync call", outcome)
+    return outcome
 
 
 def _batch(

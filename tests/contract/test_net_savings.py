@@ -114,3 +114,23 @@ def test_cheap_waiting_leaves_net_savings_positive_without_a_warning(
     savings, net = float(run.outputs["savings-usd"]), float(run.outputs["net-savings-usd"])
     assert savings >= net > 0
     assert "waiting cost more than batching saved" not in run.log + run.summary
+
+
+def test_a_run_that_leaves_its_batch_logs_its_runner_minutes(
+    ws: Path, emulator: Emulator, provider: ProviderProfile, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    runner_env(monkeypatch, tmp_path, visibility="private")
+    emulator.config.processing_seconds = 600
+    run = provider.run(
+        ws, emulator, prompt_files="p/*", mode="batch", timeout_minutes=0, on_timeout="leave", metrics_file="m.jsonl"
+    )
+    assert run.code == 0 and run.outputs["status"] == "pending", run.log
+    (record,) = [json.loads(line) for line in (ws / "m.jsonl").read_text().splitlines()]
+    assert (record["mode"], record["cost_usd"], record["output_tokens"]) == ("pending", 0, 0)
+    assert record["runner_minutes"] == 1 and record["runner_cost_usd"] == pytest.approx(0.006)
+    # A public repository's runner costs nothing: such a pending run still leaves no record.
+    runner_env(monkeypatch, tmp_path, visibility="public")
+    again = provider.run(
+        ws, emulator, prompt_files="p/*", mode="batch", timeout_minutes=0, on_timeout="leave", metrics_file="m2.jsonl"
+    )
+    assert again.outputs["status"] == "pending" and not (ws / "m2.jsonl").exists()

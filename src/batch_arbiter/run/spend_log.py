@@ -80,7 +80,9 @@ def log_run(
     """Append this run's record to `metrics-file`. Never fails the run: problems become a warning."""
     if path is None:
         return
-    if result.mode == "pending" and not result.totals.cost_usd and not result.totals.usage.output_tokens:
+    nothing = not result.totals.cost_usd and not result.totals.usage.output_tokens
+    # A run that left its batch pending spent nothing on tokens, but its runner minutes count when billed.
+    if result.mode == "pending" and nothing and not (result.runner and result.runner.cost_usd):
         runner.log(f"metrics: nothing spent yet (batch left pending); the run that collects it logs to {path.name}")
         return
     try:

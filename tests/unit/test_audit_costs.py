@@ -64,20 +64,29 @@ def repo(tmp_path: Path, runs: dict[str, str]) -> Path:
     return flows
 
 
-def log(tmp_path: Path, usage: Usage, *, batch_price: bool, waited: float | None, runs: int = 4) -> Path:
+def log(
+    tmp_path: Path,
+    usage: Usage,
+    *,
+    batch_price: bool,
+    waited: float | None,
+    runs: int = 4,
+    model: str = "claude-sonnet-5-5",
+    provider: str = "anthropic",
+) -> Path:
     """Runs of nightly-digest as the action records them: at the batch price, or (all fallen back) at sync."""
     prices = price_table()
     path = tmp_path / "metrics.jsonl"
     for day in range(runs):
         ts = datetime(2026, 11, 1, 2, tzinfo=UTC) + timedelta(days=day)
-        sync = prices.cost("claude-sonnet-5-5", usage, ts.date(), batch=False)
-        cost = prices.cost("claude-sonnet-5-5", usage, ts.date(), batch=True) if batch_price else sync
+        sync = prices.cost(model, usage, ts.date(), batch=False)
+        cost = prices.cost(model, usage, ts.date(), batch=True) if batch_price else sync
         record = {
             "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "workflow": "Nightly Digest",
             "workload": "nightly-digest",
-            "model": "claude-sonnet-5-5",
-            "provider": "anthropic",
+            "model": model,
+            "provider": provider,
             "mode": "batch" if batch_price else "batch+fallback",
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
@@ -96,16 +105,25 @@ BIG = Usage(input_tokens=400_000, output_tokens=40_000)
 SMALL = Usage(input_tokens=2_000, output_tokens=200)
 
 
-def test_uses_the_action_but_pays_sync_prices(tmp_path: Path) -> None:
-    flows = repo(tmp_path, {"digest.yml": USES_ACTION})
-    audit = run_audit(flows, [log(tmp_path, BIG, batch_price=False, waited=None)], on=ON, runner_rate=(0.0, "free"))
+# Both providers: the audit reads provider facts only, and must price each on its own table.
+PROVIDERS = {"anthropic": "claude-sonnet-5-5", "gemini": "gemini-3.8-flash"}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_uses_the_action_but_pays_sync_prices(tmp_path: Path, provider: str) -> None:
+    model = PROVIDERS[provider]
+    flows = repo(
+        tmp_path, {"digest.yml": USES_ACTION.replace("mode: batch", f"mode: batch\n          provider: {provider}")}
+    )
+    metrics = log(tmp_path, BIG, batch_price=False, waited=None, model=model, provider=provider)
+    audit = run_audit(flows, [metrics], on=ON, runner_rate=(0.0, "free"))
     (w,) = audit.workloads
     assert w.verdict == PAYS_SYNC and w in audit.candidates
     m = w.monthly()
     assert m is not None
     prices = price_table()
-    sync = prices.cost("claude-sonnet-5-5", BIG, ON, batch=False) * DAYS_PER_MONTH
-    batch = prices.cost("claude-sonnet-5-5", BIG, ON, batch=True) * DAYS_PER_MONTH
+    sync = prices.cost(model, BIG, ON, batch=False) * DAYS_PER_MONTH
+    batch = prices.cost(model, BIG, ON, batch=True) * DAYS_PER_MONTH
     assert m[2] == pytest.approx(sync, rel=1e-6) and m[3] == pytest.approx(batch, rel=1e-6)
     assert any("recorded cost equals its sync cost" in n for n in w.notes)
     md = to_markdown(audit)

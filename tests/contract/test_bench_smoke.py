@@ -51,3 +51,9 @@ def test_startup_smoke() -> None:
 def test_structured_bench_smoke() -> None:
     (row,) = run_json("structured.py", "--sizes", "20")
     assert row["requests"] == 20 and row["plain_s"] > 0 and row["structured_s"] > 0
+
+
+def test_bench_agents_smoke() -> None:
+    result = run_json("bench_agents.py", "--conversations", "4")
+    assert result["conversations"] == 4 and result["turns"] == 12
+    assert result["plain_s"] > 0 and result["action_s"] > 0 and result["action_mib"] > 0

@@ -36,7 +36,7 @@ def test_split_respects_both_limits_and_keeps_order() -> None:
 
 def engine_for(
     tmp_path: Path, emulator: Emulator, max_requests: int, batch_ids: list[str] | None = None, out: str = "out"
-) -> tuple[Engine, ResultWriter, RunState]:
+) -> tuple[Engine[ResultWriter], ResultWriter, RunState]:
     provider = make_provider("anthropic", ProviderConfig(api_key=API_KEY, base_url=emulator.base_url))
     provider.max_batch_requests = max_requests  # a small limit on this instance, to split 5 requests
     writer = ResultWriter(tmp_path / out, price_table(), "claude-sonnet-5-5", date(2026, 11, 24))

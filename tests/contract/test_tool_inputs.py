@@ -1,6 +1,5 @@
 """The agent inputs (`tools`, `max-turns`, a request's own `tools`): bad values stop the run with exit 2
-and nothing sent, for both providers; tools that are fine are refused too until conversations run over
-batch rounds, rather than dropped without a word."""
+and nothing sent, for both providers; good ones run the conversations over batch rounds."""
 
 from __future__ import annotations
 
@@ -88,16 +87,39 @@ def test_a_jsonl_line_with_unknown_tools_names_its_line(ws: Path, emulator: Emul
 
 
 @pytest.mark.parametrize("mode", ["batch", "sync"])
-def test_tools_are_refused_until_rounds_run_them(ws: Path, emulator: Emulator, provider: str, mode: str) -> None:
-    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode=mode, tools="read,grep")
-    refused(run, emulator, "input `tools`: tools (grep, read) are not yet supported in this mode")
-    assert not (ws / "batch-results" / "results.jsonl").exists()
+def test_tools_run_the_prompts_as_conversations(ws: Path, emulator: Emulator, provider: str, mode: str) -> None:
+    write_prompts(ws, {"prompts/a.md": 'Look. [[emulator:agent glob {"pattern": "prompts/*"}]]'})
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode=mode, tools="read,grep,glob")
+    assert run.code == 0, run.log
+    (line,) = run.results
+    assert (line["status"], line["turns"], line["tool_calls"], line["via"]) == ("succeeded", 2, {"glob": 1}, mode)
 
 
-def test_a_request_s_own_tools_are_refused_too(ws: Path, emulator: Emulator, provider: str) -> None:
-    request_file(ws, "prompts/b.json", {"prompt": "Search the web.", "tools": ["web-search"]})
-    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode="batch")
-    refused(run, emulator, "prompts/b.json: tools (web-search) are not yet supported in this mode")
+def test_a_request_s_own_tools_override_the_input(ws: Path, emulator: Emulator, provider: str) -> None:
+    request_file(
+        ws, "prompts/b.json", {"prompt": 'Go. [[emulator:agent read {"path": "prompts/a.md"}]]', "tools": ["glob"]}
+    )
+    write_prompts(ws, {"prompts/a.md": 'Go. [[emulator:agent read {"path": "prompts/a.md"}]]'})
+    run = run_action(ws, emulator, provider=provider, prompt_files="prompts/*", mode="batch", tools="read")
+    assert run.code == 0, run.log
+    lines = run.by_id()
+    # b may only glob: the model is not offered `read`, so it answers at once; a reads its file.
+    assert (lines["prompts_b_json"]["turns"], lines["prompts_b_json"]["tool_calls"]) == (1, {})
+    assert (lines["prompts_a_md"]["turns"], lines["prompts_a_md"]["tool_calls"]) == (2, {"read": 1})
+
+
+def test_tools_with_a_response_schema_are_bad_input(ws: Path, emulator: Emulator, provider: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    write_prompts(ws, {"schema.json": json.dumps(schema)})
+    run = run_action(
+        ws, emulator, provider=provider, prompt_files="prompts/*", tools="read", response_schema="schema.json"
+    )
+    refused(run, emulator, "prompts/a.md: a request with `tools` takes no response schema")
 
 
 def test_no_tools_runs_as_before(ws: Path, emulator: Emulator, provider: str) -> None:

@@ -106,7 +106,9 @@ def requests(n: int) -> list[PromptRequest]:
     return [PromptRequest(f"r{i}", f"r{i}.md", f"prompt {i}") for i in range(n)]
 
 
-def engine(tmp_path: Path, provider: FakeProvider, clock: Clock, *, deadline: float, on_timeout: str) -> Engine:
+def engine(
+    tmp_path: Path, provider: FakeProvider, clock: Clock, *, deadline: float, on_timeout: str
+) -> Engine[ResultWriter]:
     writer = ResultWriter(tmp_path, price_table(), MODEL, date(2026, 11, 24))
     state = RunState(tmp_path / "state.json", "anthropic", MODEL, "w", "")
     return Engine(

@@ -12,9 +12,10 @@ from typing import Any
 
 from batch_arbiter.action.runner import Runner
 from batch_arbiter.action.selftest import bundled_emulator
+from batch_arbiter.agents.flow import execute
 from batch_arbiter.core.settings import Settings, load_settings
 from batch_arbiter.errors import Cancelled, InputError
-from batch_arbiter.run.flow import EXIT_BAD_INPUT, execute
+from batch_arbiter.run.flow import EXIT_BAD_INPUT
 
 __all__ = ["main_step", "step"]
 

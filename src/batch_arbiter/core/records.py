@@ -22,7 +22,8 @@ class Status(StrEnum):
     ERRORED = "errored"
     EXPIRED = "expired"
     CANCELED = "canceled"
-    # Answered, but cut short (the output limit, `max_tokens`, was reached): the text is kept, and paid for.
+    # Answered, but cut short: the output limit (`max_tokens`) was reached, or a conversation ran out of
+    # `max-turns`; the last text is kept, and paid for.
     INCOMPLETE = "incomplete"
     # Left with the provider (`on-timeout: leave`): a later run collects it.
     PENDING = "pending"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from .agent_script import SLOW_FACTOR
 from .anthropic_catalog import MODELS, find_model
 from .anthropic_messages import (
     API_VERSION,
@@ -25,6 +26,7 @@ from .anthropic_messages import (
     build_message,
     check_model,
     has_sync_error_marker,
+    is_slow,
     sse_events,
     total_input_tokens,
     validate_params,
@@ -275,6 +277,8 @@ class AnthropicApi:
             params = validate_params(entry["params"], prefix=f"{where}.params.", batch=True, lenient_keys=lenient)
             items.append(self._plan(custom_id, params, config))
 
+        # A turn an agent script marks `slow` holds its whole batch open longer.
+        slow = SLOW_FACTOR if any(is_slow(i.params) for i in items) else 1
         now_mono = time.monotonic()
         batch = Batch(
             id=f"msgbatch_01{random_id(22)}",
@@ -282,10 +286,10 @@ class AnthropicApi:
             items=items,
             created_at=datetime.now(UTC),
             created_mono=now_mono,
-            processing_seconds=config.processing_seconds,
+            processing_seconds=config.processing_seconds * slow,
         )
         if all(item.planned != "hang" for item in items):
-            batch.end_mono = now_mono + config.processing_seconds
+            batch.end_mono = now_mono + batch.processing_seconds
         # Not advanced here: like the real API, create always answers `in_progress`, even when
         # processing_seconds is 0 and the very next retrieve will find the batch ended.
         batch.request_counts = self._counts(batch)

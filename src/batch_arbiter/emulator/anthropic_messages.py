@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import agent_script
 from .anthropic_catalog import EFFORT_LEVELS, THINKING_TYPES, ModelSpec, find_model
 from .routing import HttpError
 from .structured import answer, anthropic_schema_problem
@@ -120,8 +121,10 @@ def validate_params(
         for i, tool in enumerate(tools):
             if not isinstance(tool, dict):
                 raise _invalid(f"{prefix}tools.{i}: Input should be an object")
+            _validate_tool(tool, f"{prefix}tools.{i}")
             if "cache_control" in tool:
                 _validate_cache_control(tool["cache_control"], f"{prefix}tools.{i}.cache_control")
+    _validate_tool_turns(params, prefix)
     stops = params.get("stop_sequences")
     if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
         raise _invalid(f"{prefix}stop_sequences: Input should be a list of strings")
@@ -156,6 +159,87 @@ def _validate_messages(messages: Any, prefix: str) -> None:
                 raise _invalid(f"{where}.content.{j}.text: Field required")
             if "cache_control" in block and block["cache_control"] is not None:
                 _validate_cache_control(block["cache_control"], f"{where}.content.{j}.cache_control")
+
+
+# Server tool types of anthropic 2.12.0 the emulator runs, and the name each must carry.
+SERVER_TOOL_TYPES = {
+    **{f"web_search_{v}": "web_search" for v in ("20250305", "20260209", "20260318")},
+    **{f"web_fetch_{v}": "web_fetch" for v in ("20250910", "20260209", "20260309", "20260318")},
+    **{f"code_execution_{v}": "code_execution" for v in ("20250522", "20250825", "20260120", "20260521")},
+}
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_COMMON_SERVER_NAMES = {"web_search": "web-search", "web_fetch": "web-fetch", "code_execution": "code-execution"}
+
+
+def _validate_tool(tool: dict[str, Any], where: str) -> None:
+    kind = tool.get("type")
+    if kind is not None and kind != "custom":
+        if kind not in SERVER_TOOL_TYPES:
+            raise _invalid(
+                f"{where}.type: Input tag {kind!r} found using 'type' does not match any of the expected tags"
+            )
+        if tool.get("name") != SERVER_TOOL_TYPES[kind]:
+            raise _invalid(f"{where}.name: Input should be {SERVER_TOOL_TYPES[kind]!r}")
+        return
+    name = tool.get("name")
+    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+        raise _invalid(f"{where}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+    schema = tool.get("input_schema")
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise _invalid(f"{where}.input_schema.type: Input should be 'object'")
+
+
+def _validate_tool_turns(params: dict[str, Any], prefix: str) -> None:
+    """tool_use / tool_result pairing, as the API checks it before running anything."""
+    messages = params["messages"]
+    tools = params.get("tools") or []
+    offered = {t.get("name") for t in tools if isinstance(t, dict)}
+    for i, message in enumerate(messages):
+        content = message["content"]
+        if isinstance(content, str):
+            continue
+        types = {b["type"] for b in content}
+        if types & {"tool_use", "tool_result", "server_tool_use"} and not tools:
+            raise _invalid(
+                f"{prefix}messages.{i}: Requests which include `tool_use` or `tool_result` blocks must define tools."
+            )
+        if message["role"] == "assistant":
+            for j, block in enumerate(content):
+                if block["type"] == "thinking":
+                    expected = agent_script.signature(str(block.get("thinking")))
+                    if block.get("signature") != expected:
+                        raise _invalid(f"{prefix}messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+                if block["type"] == "server_tool_use" and block.get("name") not in offered:
+                    raise _invalid(
+                        f"{prefix}messages.{i}.content.{j}: server tool {block.get('name')!r} is not in `tools`; "
+                        "a paused turn must be continued with the same tools"
+                    )
+            uses = [b["id"] for b in content if b["type"] == "tool_use"]
+            if not uses:
+                continue
+            following = messages[i + 1] if i + 1 < len(messages) else None
+            answered: list[str] = []
+            if following is not None and following["role"] == "user" and isinstance(following["content"], list):
+                answered = [b.get("tool_use_id") for b in following["content"] if b["type"] == "tool_result"]
+            missing = [u for u in uses if u not in answered]
+            if missing:
+                raise _invalid(
+                    f"{prefix}messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` "
+                    "block in the next message."
+                )
+        else:
+            previous = messages[i - 1] if i else None
+            prior: set[str] = set()
+            if previous is not None and previous["role"] == "assistant" and isinstance(previous["content"], list):
+                prior = {b.get("id") for b in previous["content"] if b["type"] == "tool_use"}
+            for j, block in enumerate(content):
+                if block["type"] == "tool_result" and block.get("tool_use_id") not in prior:
+                    raise _invalid(
+                        f"{prefix}messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding `tool_use` "
+                        "block in the previous message."
+                    )
 
 
 def _validate_system(system: Any, prefix: str) -> None:
@@ -268,12 +352,30 @@ def user_texts(params: dict[str, Any]) -> list[str]:
 
 
 def batch_marker(params: dict[str, Any]) -> str | None:
-    """The outcome a `[[emulator:...]]` marker in the user text asks for, if any."""
+    """The outcome a `[[emulator:...]]` marker in the user text asks for, if any; an agent script may ask
+    for it on one turn only."""
+    script, step = _script(params)
+    if script is not None and step < len(script) and script[step].outcome not in (None, "slow"):
+        return script[step].outcome
     for text in user_texts(params):
         found = BATCH_MARKER.search(text)
         if found:
             return found.group(1)
     return None
+
+
+def is_slow(params: dict[str, Any]) -> bool:
+    """Whether the agent script asks for a slow batch at this turn."""
+    script, step = _script(params)
+    return script is not None and step < len(script) and script[step].outcome == "slow"
+
+
+def _script(params: dict[str, Any]) -> tuple[tuple[agent_script.Step, ...] | None, int]:
+    """The agent script of the first user message, and the step this request plays."""
+    messages = params.get("messages") or []
+    first = next((m for m in messages if m.get("role") == "user"), None)
+    script = agent_script.parse(message_text(first)) if first is not None else None
+    return script, sum(1 for m in messages if m.get("role") == "assistant")
 
 
 def has_sync_error_marker(params: dict[str, Any]) -> bool:
@@ -413,6 +515,106 @@ class PromptCache:
         return CacheUse(created_5m=created["5m"], created_1h=created["1h"], read=read)
 
 
+def _agent_turn(params: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None, dict[str, int], int]:
+    """What the scripted model does this turn: the blocks before any text, the stop reason (None: answer
+    with text and end), server tool counts, and the input tokens the server tools' results add."""
+    script, step = _script(params)
+    blocks: list[dict[str, Any]] = []
+    thinking = params.get("thinking") or {}
+    if thinking.get("type") in ("enabled", "adaptive"):
+        thought = f"Turn {step + 1}: deciding what to do next."
+        blocks.append({"type": "thinking", "thinking": thought, "signature": agent_script.signature(thought)})
+    if script is None or step >= len(script):
+        return blocks, None, {}, 0
+    offered = {t.get("name"): t for t in params.get("tools") or []}
+    seed = message_text(params["messages"][0])
+    current = script[step]
+    counts = {"web_search_requests": 0, "web_fetch_requests": 0}
+    added = 0
+    for index, call in enumerate(current.server):
+        wire = call.name.replace("-", "_")
+        if wire not in offered:
+            continue
+        block_id = agent_script.call_id("srvtoolu_01", seed, step, index)
+        blocks.append({"type": "server_tool_use", "id": block_id, "name": wire, "input": call.input})
+        if wire == "web_search":
+            counts["web_search_requests"] += 1
+            query = str(call.input.get("query", ""))
+            blocks.append(
+                {
+                    "type": "web_search_tool_result",
+                    "tool_use_id": block_id,
+                    "content": [
+                        {
+                            "type": "web_search_result",
+                            "url": f"https://example.com/search/{agent_script.signature(query)[:8]}",
+                            "title": f"Result for {query}"[:120],
+                            "encrypted_content": agent_script.signature("page", query),
+                            "page_age": None,
+                        }
+                    ],
+                }
+            )
+        elif wire == "web_fetch":
+            counts["web_fetch_requests"] += 1
+            url = str(call.input.get("url", ""))
+            blocks.append(
+                {
+                    "type": "web_fetch_tool_result",
+                    "tool_use_id": block_id,
+                    "content": {
+                        "type": "web_fetch_result",
+                        "url": url,
+                        "content": {
+                            "type": "document",
+                            "source": {"type": "text", "media_type": "text/plain", "data": f"Emulated page {url}"},
+                            "title": url,
+                        },
+                        "retrieved_at": "2026-12-01T00:00:00Z",
+                    },
+                }
+            )
+        else:
+            blocks.append(
+                {
+                    "type": "code_execution_tool_result",
+                    "tool_use_id": block_id,
+                    "content": {
+                        "type": "code_execution_result",
+                        "stdout": "emulated output\n",
+                        "stderr": "",
+                        "return_code": 0,
+                        "content": [],
+                    },
+                }
+            )
+        added += 200
+    client = [c for c in current.client if c.name in offered]
+    for index, call in enumerate(client):
+        block_id = agent_script.call_id("toolu_01", seed, step, index)
+        blocks.append({"type": "tool_use", "id": block_id, "name": call.name, "input": call.input})
+    used = dict(counts)
+    if client:
+        return blocks, "tool_use", used, added
+    if current.pause:
+        return blocks, "pause_turn", used, added
+    return blocks, None, used, added
+
+
+def _final_text(params: dict[str, Any], model: str) -> str:
+    """The closing answer of a conversation: what it saw of its tools, and the prompt it answers."""
+    results = [
+        b
+        for m in params["messages"]
+        if m["role"] == "user" and isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") == "tool_result"
+    ]
+    first = agent_script.without_marker(message_text(params["messages"][0]))
+    errors = sum(1 for b in results if b.get("is_error"))
+    return f"Emulated reply from {model} after {len(results)} tool results ({errors} errors) to: {first[:80]}"
+
+
 def build_message(
     params: dict[str, Any], *, message_id: str, cache: CacheUse, service_tier: str, batch: bool = False
 ) -> dict[str, Any]:
@@ -426,6 +628,9 @@ def build_message(
         text = answer(schema, last_user, batch=batch)
     else:
         text = f"Emulated reply from {model} to: {last_user[:80]}"
+    blocks, agent_stop, server_use, tool_input = _agent_turn(params) if params.get("tools") else ([], None, {}, 0)
+    if params.get("tools") and schema is None:
+        text = _final_text(params, model)
     stop_reason = "end_turn"
     stop_sequence: str | None = None
     for stop in params.get("stop_sequences") or []:
@@ -443,7 +648,23 @@ def build_message(
             None,
             max_tokens,
         )
-    content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    if stop_reason == "max_tokens":
+        # Cut off before the model got to its tool calls: none is made.
+        blocks, agent_stop = [b for b in blocks if b["type"] != "tool_use"], None
+    content: list[dict[str, Any]] = [*blocks, {"type": "text", "text": text}]
+    if agent_stop is not None:
+        # A tool call or a pause instead of the answer: the turn's text is a short preamble.
+        preamble = "Let me look that up." if agent_stop == "tool_use" else "Still researching."
+        content = (
+            [*blocks[:1], {"type": "text", "text": preamble}, *blocks[1:]]
+            if blocks and blocks[0]["type"] == "thinking"
+            else [{"type": "text", "text": preamble}, *blocks]
+        )
+        stop_reason, stop_sequence = agent_stop, None
+        output_tokens = tokens_for(len(json.dumps(content))) + _OUTPUT_OVERHEAD_TOKENS
+    elif blocks:
+        output_tokens += tokens_for(len(json.dumps(blocks)))
+    usage_extra: dict[str, Any] = {"server_tool_use": server_use} if server_use else {}
     stop_details: dict[str, Any] | None = None
     if any(REFUSAL_MARKER in t for t in texts):
         # As the real API refuses: a successful message with no content, billed for what it generated.
@@ -463,7 +684,8 @@ def build_message(
         "stop_sequence": stop_sequence,
         "stop_details": stop_details,
         "usage": {
-            "input_tokens": max(1, total_input_tokens(params) - cache.cached),
+            **usage_extra,
+            "input_tokens": max(1, total_input_tokens(params) + tool_input - cache.cached),
             "cache_creation_input_tokens": cache.created_5m + cache.created_1h,
             "cache_read_input_tokens": cache.read,
             "cache_creation": {
@@ -492,16 +714,34 @@ def sse_events(message: dict[str, Any], pieces: int = 3) -> list[bytes]:
         event("ping", {"type": "ping"}),
     ]
     for index, block in enumerate(message["content"]):
-        text = block.get("text", "")
+        kind = block["type"]
+        deltas: list[dict[str, Any]] = []
+        if kind == "text":
+            start_block: dict[str, Any] = {"type": "text", "text": ""}
+            text = block.get("text", "")
+            step = max(1, -(-len(text) // pieces))
+            deltas = [{"type": "text_delta", "text": text[at : at + step]} for at in range(0, len(text), step)]
+        elif kind == "thinking":
+            start_block = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [
+                {"type": "thinking_delta", "thinking": block["thinking"]},
+                {"type": "signature_delta", "signature": block["signature"]},
+            ]
+        elif kind in ("tool_use", "server_tool_use"):
+            # The input arrives as JSON text in pieces; the block starts with an empty input.
+            start_block = {**block, "input": {}}
+            raw = json.dumps(block["input"])
+            step = max(1, -(-len(raw) // pieces))
+            deltas = [
+                {"type": "input_json_delta", "partial_json": raw[at : at + step]} for at in range(0, len(raw), step)
+            ]
+        else:
+            # Server tool results come whole in their start event.
+            start_block = block
         out.append(
-            event(
-                "content_block_start",
-                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
-            )
+            event("content_block_start", {"type": "content_block_start", "index": index, "content_block": start_block})
         )
-        step = max(1, -(-len(text) // pieces))
-        for at in range(0, len(text), step):
-            delta = {"type": "text_delta", "text": text[at : at + step]}
+        for delta in deltas:
             out.append(event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
         out.append(event("content_block_stop", {"type": "content_block_stop", "index": index}))
     delta = {
@@ -515,6 +755,8 @@ def sse_events(message: dict[str, Any], pieces: int = 3) -> list[bytes]:
         "cache_read_input_tokens": usage["cache_read_input_tokens"],
         "output_tokens": usage["output_tokens"],
     }
+    if "server_tool_use" in usage:
+        final_usage["server_tool_use"] = usage["server_tool_use"]
     out.append(event("message_delta", {"type": "message_delta", "delta": delta, "usage": final_usage}))
     out.append(event("message_stop", {"type": "message_stop"}))
     return out

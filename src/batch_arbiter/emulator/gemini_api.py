@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .agent_script import SLOW_FACTOR
 from .anthropic_api import rfc3339
 from .config import OUTCOMES, EmulatorConfig
 from .gemini_models import (
@@ -40,6 +41,7 @@ from .gemini_models import (
     has_marker,
     has_sync_error_marker,
     invalid,
+    is_slow,
     prompt_tokens,
     status_name,
     stream_chunks,
@@ -303,6 +305,8 @@ class GeminiApi:
         else:
             items = self._items_from_file(model, str(file_name))
         self._check_keys(items)
+        # A turn an agent script marks `slow` holds its whole batch open longer.
+        slow = SLOW_FACTOR if any(is_slow(i.request) for i in items) else 1
         now = time.monotonic()
         job = GeminiJob(
             id=random_id(20).lower(),
@@ -312,7 +316,7 @@ class GeminiApi:
             items=items,
             created_at=datetime.now(UTC),
             created_mono=now,
-            processing_seconds=config.processing_seconds,
+            processing_seconds=config.processing_seconds * slow,
             input_file=None if file_name is None else str(file_name),
         )
         failing = config.gemini_job_error or (
@@ -322,7 +326,7 @@ class GeminiApi:
         )
         job.job_error = failing
         if failing or all(item.planned != "hang" for item in items):
-            job.end_mono = now + config.processing_seconds
+            job.end_mono = now + job.processing_seconds
         job.updated_at = job.created_at
         with self._lock:
             self._jobs[job.id] = job

@@ -8,6 +8,7 @@ request) are refused here as well.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import threading
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import agent_script
 from .anthropic_messages import BATCH_MARKER, MAX_TOKENS_MARKER, REFUSAL_MARKER, SYNC_ERROR_MARKER, tokens_for
 from .routing import HttpError
 from .structured import answer, gemini_schema_problem
@@ -216,7 +218,102 @@ def validate_request(body: Any, where: str = "") -> dict[str, Any]:
     tier = request.get("serviceTier")
     if tier is not None and (not isinstance(tier, str) or tier.lower() not in SERVICE_TIERS):
         raise invalid(f"Invalid value at 'service_tier': {tier!r}")
+    _check_tools(request.get("tools"), where)
+    _check_function_turns(request["contents"], where)
     return request
+
+
+_TOOL_KEYS = frozenset(
+    {
+        "functionDeclarations",
+        "googleSearch",
+        "googleSearchRetrieval",
+        "urlContext",
+        "codeExecution",
+        "fileSearch",
+        "googleMaps",
+        "computerUse",
+    }
+)
+_DECLARATION_KEYS = frozenset(
+    {"name", "description", "parameters", "parametersJsonSchema", "response", "responseJsonSchema", "behavior"}
+)
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}$")
+
+
+def _check_tools(tools: Any, where: str) -> None:
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise invalid(f"Invalid JSON payload received. {where}tools must be a list.")
+    for i, raw in enumerate(tools):
+        tool = _camel_keys(raw) if isinstance(raw, dict) else None
+        if not tool:
+            raise invalid(f"{where}tools[{i}] must be a non-empty object")
+        unknown = sorted(set(tool) - _TOOL_KEYS)
+        if unknown:
+            raise invalid(f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at 'tools[{i}]'.")
+        for j, declaration in enumerate(tool.get("functionDeclarations") or []):
+            declaration = _camel_keys(declaration) if isinstance(declaration, dict) else {}
+            unknown = sorted(set(declaration) - _DECLARATION_KEYS)
+            if unknown:
+                raise invalid(
+                    f'Invalid JSON payload received. Unknown name "{unknown[0]}" at '
+                    f"'tools[{i}].function_declarations[{j}]'."
+                )
+            if not _FUNCTION_NAME.match(str(declaration.get("name", ""))):
+                raise invalid(f"{where}tools[{i}].function_declarations[{j}].name: Invalid function name.")
+            if "parameters" in declaration and "parametersJsonSchema" in declaration:
+                raise invalid("parameters and parameters_json_schema cannot both be set")
+
+
+def _part(part: Any) -> dict[str, Any]:
+    return _camel_keys(part) if isinstance(part, dict) else {}
+
+
+def _check_function_turns(contents: list[Any], where: str) -> None:
+    """Function calls replayed with their thought signatures, each answered 1:1 in the next turn."""
+    for i, content in enumerate(contents):
+        if content.get("role") != "model":
+            continue
+        parts = [_part(p) for p in content["parts"]]
+        calls = [p for p in parts if isinstance(p.get("functionCall"), dict)]
+        if not calls:
+            continue
+        first = calls[0]
+        expected = function_signature(calls)
+        if _signature_bytes(first.get("thoughtSignature")) != expected:
+            name = first["functionCall"].get("name")
+            raise invalid(
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools "
+                f"to work correctly. Additional data, function call `default_api:{name}`, position {i + 1}. "
+                "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
+        following = contents[i + 1] if i + 1 < len(contents) else None
+        if following is None:
+            continue
+        responses = [p for p in (_part(q) for q in following.get("parts", [])) if "functionResponse" in p]
+        if len(responses) != len(calls):
+            raise invalid(
+                "Please ensure that the number of function response parts is equal to the number of function "
+                "call parts of the function call turn."
+            )
+
+
+def function_signature(calls: list[dict[str, Any]]) -> bytes:
+    """The thought signature the emulator puts on a turn's first function call."""
+    names = [str(c["functionCall"].get("name")) for c in calls]
+    return hashlib.sha256(agent_script.signature("gemini", *names).encode()).digest()[:24]
+
+
+def _signature_bytes(value: Any) -> bytes | None:
+    # Proto JSON takes bytes in either base64 alphabet (the SDK sends the URL-safe one).
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+    except ValueError:
+        return None
 
 
 def _check_content(content: Any, where: str) -> None:
@@ -274,7 +371,23 @@ def all_texts(request: dict[str, Any]) -> list[str]:
     return (_texts(system) if system else []) + [t for c in request.get("contents", []) for t in _texts(c)]
 
 
+def is_slow(request: dict[str, Any]) -> bool:
+    """Whether the agent script asks for a slow batch at this turn."""
+    script, step = _script(request)
+    return script is not None and step < len(script) and script[step].outcome == "slow"
+
+
+def _script(request: dict[str, Any]) -> tuple[tuple[agent_script.Step, ...] | None, int]:
+    contents = request.get("contents") or []
+    first = next((c for c in contents if c.get("role", "user") == "user"), None)
+    script = agent_script.parse("\n".join(_texts(first))) if first is not None else None
+    return script, sum(1 for c in contents if c.get("role") == "model")
+
+
 def batch_marker(request: dict[str, Any]) -> str | None:
+    script, step = _script(request)
+    if script is not None and step < len(script) and script[step].outcome not in (None, "slow"):
+        return script[step].outcome
     for text in user_texts(request):
         found = BATCH_MARKER.search(text)
         if found:
@@ -335,6 +448,72 @@ class ImplicitCache:
         return tokens if hit else 0
 
 
+def _offered(request: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """Function names and server tools (by common name) the request offers."""
+    functions: set[str] = set()
+    server: set[str] = set()
+    names = {"googleSearch": "web-search", "urlContext": "web-fetch", "codeExecution": "code-execution"}
+    for raw in request.get("tools") or []:
+        tool = _camel_keys(raw)
+        for declaration in tool.get("functionDeclarations") or []:
+            functions.add(str(declaration.get("name")))
+        server |= {common for key, common in names.items() if key in tool}
+    return functions, server
+
+
+def _agent_turn(request: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any], int, bool]:
+    """The scripted model's parts before any answer, candidate metadata, the tool prompt tokens its
+    server tools add, and whether the turn stops for function results."""
+    script, step = _script(request)
+    if script is None or step >= len(script):
+        return [], {}, 0, False
+    functions, server = _offered(request)
+    seed = "\n".join(_texts(request["contents"][0]))
+    current = script[step]
+    parts: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {}
+    tool_tokens = 0
+    for call in current.server:
+        if call.name not in server:
+            continue
+        tool_tokens += 200
+        if call.name == "web-search":
+            query = str(call.input.get("query", ""))
+            grounding = meta.setdefault("groundingMetadata", {"webSearchQueries": [], "groundingChunks": []})
+            grounding["webSearchQueries"].append(query)
+            grounding["groundingChunks"].append(
+                {"web": {"uri": f"https://example.com/search/{agent_script.signature(query)[:8]}", "title": query}}
+            )
+        elif call.name == "web-fetch":
+            url = str(call.input.get("url", ""))
+            urls = meta.setdefault("urlContextMetadata", {"urlMetadata": []})
+            urls["urlMetadata"].append({"retrievedUrl": url, "urlRetrievalStatus": "URL_RETRIEVAL_STATUS_SUCCESS"})
+        else:
+            code = str(call.input.get("code", "print('hello')"))
+            parts.append({"executableCode": {"language": "PYTHON", "code": code}})
+            parts.append({"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "emulated output\n"}})
+    calls: list[dict[str, Any]] = []
+    for index, call in enumerate(c for c in current.client if c.name in functions):
+        call_id = agent_script.call_id("call_", seed, step, index)
+        calls.append({"functionCall": {"id": call_id, "name": call.name, "args": call.input}})
+    if calls:
+        calls[0]["thoughtSignature"] = base64.b64encode(function_signature(calls)).decode()
+    return parts + calls, meta, tool_tokens, bool(calls)
+
+
+def _final_text(request: dict[str, Any], model: GeminiModel) -> str:
+    responses = [
+        p["functionResponse"]
+        for c in request.get("contents", [])
+        if c.get("role", "user") == "user"
+        for p in (_part(q) for q in c.get("parts", []))
+        if isinstance(p.get("functionResponse"), dict)
+    ]
+    errors = sum(1 for r in responses if isinstance(r.get("response"), dict) and "error" in r["response"])
+    first = agent_script.without_marker("\n".join(_texts(request["contents"][0])))
+    return f"Emulated reply from {model.id} after {len(responses)} tool results ({errors} errors) to: {first[:80]}"
+
+
 def build_response(
     model: GeminiModel, request: dict[str, Any], *, response_id: str, cached: int, batch: bool = False
 ) -> dict[str, Any]:
@@ -348,6 +527,9 @@ def build_response(
         text = answer(schema, last_user, batch=batch)
     else:
         text = f"Emulated reply from {model.id} to: {last_user[:80]}"
+    agent_parts, meta, tool_tokens, stops = _agent_turn(request) if request.get("tools") else ([], {}, 0, False)
+    if request.get("tools") and not isinstance(schema, dict):
+        text = _final_text(request, model)
     finish = "STOP"
     for stop in config.get("stopSequences") or []:
         at = text.find(stop) if stop else -1
@@ -366,13 +548,24 @@ def build_response(
         output = thoughts = 0
     elif refused:
         output = 0
+    if finish == "MAX_TOKENS":
+        # Cut off before the model got to its function calls: none is made.
+        agent_parts, stops = [p for p in agent_parts if "functionCall" not in p], False
+    parts: list[dict[str, Any]] = [*agent_parts, {"text": text}]
+    if stops:
+        parts = [{"text": "Let me look that up."}, *agent_parts]
+        output = tokens_for(len(str(parts))) + _OUTPUT_OVERHEAD_TOKENS
+    elif agent_parts:
+        output += tokens_for(len(str(agent_parts)))
     usage: dict[str, Any] = {
         "promptTokenCount": prompt,
-        "totalTokenCount": prompt + output + thoughts,
+        "totalTokenCount": prompt + output + thoughts + tool_tokens,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
     }
     if output:
         usage["candidatesTokenCount"] = output
+    if tool_tokens:
+        usage["toolUsePromptTokenCount"] = tool_tokens
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     if cached:
@@ -395,7 +588,8 @@ def build_response(
         # A blocked candidate carries no content, only its finish reason and the ratings that blocked it.
         candidate: dict[str, Any] = {"finishReason": "SAFETY", "index": 0, "safetyRatings": _BLOCKED_RATINGS}
     else:
-        candidate = {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}
+        candidate = {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+        candidate.update(meta)
     return {"candidates": [candidate], **response}
 
 
@@ -405,7 +599,8 @@ def stream_chunks(response: dict[str, Any], pieces: int = 3) -> list[dict[str, A
     candidate is one chunk, as it is whole."""
     candidates = response.get("candidates") or []
     parts = (candidates[0].get("content") or {}).get("parts") if candidates else None
-    if not parts:
+    if not parts or any("text" not in p for p in parts) or set(candidates[0]) - {"content", "finishReason", "index"}:
+        # Function calls, code and grounding come whole, in one chunk, as the real stream sends them.
         return [response]
     text = "".join(p.get("text", "") for p in parts)
     step = max(1, -(-len(text) // pieces))

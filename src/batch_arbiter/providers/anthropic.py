@@ -14,7 +14,9 @@ import httpx2
 from anthropic.types.messages import MessageBatch
 
 from batch_arbiter.core.catalog import EFFORTS, Lifecycle, ModelCaps, offline_caps
-from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage
+from batch_arbiter.core.conversation import CallResult, ConversationRequest, ToolCall, TurnOutcome
+from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage, as_count
+from batch_arbiter.core.tools import ToolSpec
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
 from batch_arbiter.providers.retry import Attempt, before_answer
@@ -33,6 +35,23 @@ INCOMPLETE_STOPS = frozenset({"max_tokens", "model_context_window_exceeded"})
 BATCH_CACHE_TTL = "1h"
 # Batches created this long before our first attempt still count as ours (clock skew).
 CREATE_MATCH_SLACK = timedelta(seconds=60)
+# The server tools by their common names: the newest version of each in anthropic 2.12.0. A web tool of
+# 2026-02-09 or later filters with code execution itself, which then must be 2026-01-20 or later.
+SERVER_TOOLS: dict[str, dict[str, str]] = {
+    "web-search": {"type": "web_search_20260318", "name": "web_search"},
+    "web-fetch": {"type": "web_fetch_20260318", "name": "web_fetch"},
+    "code-execution": {"type": "code_execution_20260521", "name": "code_execution"},
+}
+# Server tool blocks by the common name of the tool that ran them (code execution has several).
+_SERVER_TOOL_NAMES = {
+    "web_search": "web-search",
+    "web_fetch": "web-fetch",
+    "code_execution": "code-execution",
+    "bash_code_execution": "code-execution",
+    "text_editor_code_execution": "code-execution",
+}
+# Blocks that must go back exactly as they came and take no cache breakpoint.
+_THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
 def capped_retry_after(cap: Callable[[], float]) -> Callable[[httpx2.Response], None]:
@@ -106,12 +125,13 @@ class AnthropicProvider:
             "max_tokens": request.max_tokens or spec.max_tokens,
             "messages": list(request.messages),
         }
+        # Batches can take longer than the 5-minute cache TTL; the 1-hour TTL keeps hits likely. It is GA:
+        # `ttl` is in the non-beta CacheControlEphemeralParam (anthropic/types/cache_control_ephemeral_param.py)
+        # and the prompt-caching docs, so no `extended-cache-ttl` beta header is sent; what the API wrote is
+        # read back from usage.cache_creation instead (`_check_cache_ttl`). A conversation's newest block
+        # carries the same breakpoint.
+        cache: dict[str, str] = {"type": "ephemeral", "ttl": BATCH_CACHE_TTL} if batch else {"type": "ephemeral"}
         if request.system:
-            # Batches can take longer than the 5-minute cache TTL; the 1-hour TTL keeps hits likely. It is GA:
-            # `ttl` is in the non-beta CacheControlEphemeralParam (anthropic/types/cache_control_ephemeral_param.py)
-            # and the prompt-caching docs, so no `extended-cache-ttl` beta header is sent; what the API wrote is
-            # read back from usage.cache_creation instead (`_check_cache_ttl`).
-            cache: dict[str, str] = {"type": "ephemeral", "ttl": BATCH_CACHE_TTL} if batch else {"type": "ephemeral"}
             params["system"] = [{"type": "text", "text": request.system, "cache_control": cache}]
         output_config: dict[str, Any] = {}
         if spec.effort:
@@ -121,6 +141,10 @@ class AnthropicProvider:
             output_config["format"] = {"type": "json_schema", "schema": wire_schema(request.response_schema)}
         if output_config:
             params["output_config"] = output_config
+        if isinstance(request, ConversationRequest):
+            if request.tools:
+                params["tools"] = [tool_param(t) for t in request.specs]
+            params["messages"] = conversation_messages(request, cache)
         return params
 
     # -- discovery (free endpoints) --------------------------------------------------------------
@@ -422,8 +446,9 @@ def _outcome(custom_id: str, result: dict[str, Any], *, asked_ttl: str = "5m") -
     return Outcome(custom_id, Status.CANCELED, error="canceled before the batch processed it")
 
 
-def _message_outcome(custom_id: str, message: dict[str, Any], *, asked_ttl: str = "5m") -> Outcome:
-    text = "".join(block.get("text", "") for block in message.get("content") or [] if block.get("type") == "text")
+def _message_outcome(custom_id: str, message: dict[str, Any], *, asked_ttl: str = "5m") -> TurnOutcome:
+    content = message.get("content") or []
+    text = "".join(block.get("text", "") for block in content if block.get("type") == "text")
     usage = message.get("usage") or {}
     written = usage.get("cache_creation_input_tokens") or 0
     creation = usage.get("cache_creation")
@@ -437,7 +462,7 @@ def _message_outcome(custom_id: str, message: dict[str, Any], *, asked_ttl: str 
         status = Status.INCOMPLETE
     elif stop_reason == "refusal":
         status, error = Status.ERRORED, _refusal(message.get("stop_details"))
-    return Outcome(
+    return TurnOutcome(
         custom_id,
         status,
         message.get("model"),
@@ -451,6 +476,14 @@ def _message_outcome(custom_id: str, message: dict[str, Any], *, asked_ttl: str 
             cache_creation_tokens=written,
             cache_creation_1h_tokens=creation.get("ephemeral_1h_input_tokens") or 0,
         ),
+        turn_end=stop_reason,
+        assistant=tuple(content),
+        tool_calls=tuple(
+            ToolCall(str(b.get("id")), str(b.get("name")), b.get("input") if isinstance(b.get("input"), dict) else {})
+            for b in content
+            if b.get("type") == "tool_use"
+        ),
+        server_tool_use=_server_tool_use(content, usage.get("server_tool_use")),
     )
 
 
@@ -460,3 +493,65 @@ def _refusal(details: Any) -> str:
     explanation = details.get("explanation") if isinstance(details, dict) else None
     reason = "refused by the model (stop_reason refusal" + (f", category {category}" if category else "") + ")"
     return f"{reason}: {explanation}" if explanation else reason
+
+
+def _server_tool_use(content: list[dict[str, Any]], counted: Any) -> dict[str, int]:
+    """Server tool calls by common name: the usage's own counts where it has them (they are what is
+    billed), else the `server_tool_use` blocks of the content."""
+    used: dict[str, int] = {}
+    for block in content:
+        name = _SERVER_TOOL_NAMES.get(str(block.get("name"))) if block.get("type") == "server_tool_use" else None
+        if name:
+            used[name] = used.get(name, 0) + 1
+    if isinstance(counted, dict):
+        for key, name in (("web_search_requests", "web-search"), ("web_fetch_requests", "web-fetch")):
+            if key in counted:
+                used[name] = as_count(counted[key])
+    return {k: v for k, v in used.items() if v}
+
+
+def tool_param(tool: ToolSpec) -> dict[str, Any]:
+    """One tool as the Messages API takes it: a custom tool with its schema, or a server tool's type."""
+    if tool.kind == "server":
+        if tool.name not in SERVER_TOOLS:
+            raise ProviderError(f"server tool {tool.name!r} is not available on anthropic")
+        return dict(SERVER_TOOLS[tool.name])
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": dict(tool.input_schema or {"type": "object", "properties": {}}),
+    }
+
+
+def conversation_messages(request: ConversationRequest, cache: dict[str, str]) -> list[dict[str, Any]]:
+    """The whole conversation as Messages: the first messages, then per exchange the assistant's content
+    unmodified and a user message of its tool results. After a `pause_turn` the paused content is the
+    last message, as the API continues it. The newest block carries a cache breakpoint, so the next
+    round reads this round's prefix from the cache."""
+    messages: list[dict[str, Any]] = [dict(m) for m in request.messages]
+    for exchange in request.history:
+        messages.append({"role": "assistant", "content": [dict(b) for b in exchange.assistant]})
+        if exchange.results:
+            messages.append({"role": "user", "content": [_tool_result(r) for r in exchange.results]})
+    _mark_newest(messages, cache)
+    return messages
+
+
+def _tool_result(result: CallResult) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": result.call_id, "content": result.content}
+    if result.is_error:
+        block["is_error"] = True
+    return block
+
+
+def _mark_newest(messages: list[dict[str, Any]], cache: dict[str, str]) -> None:
+    for message in reversed(messages):
+        content = message["content"]
+        if isinstance(content, str):
+            message["content"] = [{"type": "text", "text": content, "cache_control": cache}]
+            return
+        for i in range(len(content) - 1, -1, -1):
+            if content[i].get("type") not in _THINKING_BLOCKS:
+                # A copy: the request's own messages are shared with the next round's request.
+                message["content"] = [*content[:i], {**content[i], "cache_control": cache}, *content[i + 1 :]]
+                return

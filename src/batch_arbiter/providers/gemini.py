@@ -17,7 +17,17 @@ from google import genai
 from google.genai import errors, types
 
 from batch_arbiter.core.catalog import ModelCaps, base_model
+from batch_arbiter.core.conversation import (
+    END_TURN,
+    MAX_TOKENS,
+    TOOL_USE,
+    CallResult,
+    ConversationRequest,
+    ToolCall,
+    TurnOutcome,
+)
 from batch_arbiter.core.records import Outcome, PromptRequest, Status, Usage, as_count
+from batch_arbiter.core.tools import ToolSpec
 from batch_arbiter.errors import AuthError, NoSuchBatch, ProviderError, Refused
 from batch_arbiter.providers.base import BatchState, BatchStatus, ProviderConfig, RunSpec, describe_error
 from batch_arbiter.providers.retry import Attempt, before_answer
@@ -84,6 +94,10 @@ _RPC_CODES = {
 _BLOCKED_FINISH = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"}
 )
+# The server tools by their common names, as the Tool message spells them.
+SERVER_TOOLS = {"web-search": "google_search", "web-fetch": "url_context", "code-execution": "code_execution"}
+# A call the model gave no id (older models) gets one of these, and its response goes back without an id.
+_SYNTHETIC_CALL_ID = "gemini-call-"
 
 
 class _TooLarge(ProviderError):
@@ -172,6 +186,9 @@ class GeminiProvider:
         body: dict[str, Any] = {"contents": _contents(request)}
         if request.system:
             body["systemInstruction"] = {"parts": [{"text": request.system}]}
+        tools = tool_messages(request)
+        if tools:
+            body["tools"] = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
         generation: dict[str, Any] = {"maxOutputTokens": request.max_tokens or spec.max_tokens}
         thinking = self.thinking(spec)
         if thinking:
@@ -187,6 +204,11 @@ class GeminiProvider:
         fields such as the service tier."""
         thinking = self.thinking(spec)
         schema = request.response_schema
+        tools = tool_messages(request)
+        if tools:
+            # The tools run on the runner, between rounds: never inside the SDK.
+            extra["tools"] = tools
+            extra["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
         return types.GenerateContentConfig(
             system_instruction=request.system or None,
             max_output_tokens=request.max_tokens or spec.max_tokens,
@@ -506,6 +528,7 @@ def merge_chunks(chunks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     reason, usage and model version given, and any prompt feedback."""
     merged: dict[str, Any] = {}
     parts: list[dict[str, Any]] = []
+    grounding: dict[str, Any] = {}
     finish = None
     for chunk in chunks:
         for key in ("usageMetadata", "modelVersion", "responseId", "promptFeedback", "modelStatus"):
@@ -515,8 +538,12 @@ def merge_chunks(chunks: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if candidates:
             parts.extend((candidates[0].get("content") or {}).get("parts") or [])
             finish = candidates[0].get("finishReason") or finish
+            # What the server tools did (searches, fetched URLs): counted for their fees.
+            for key in ("groundingMetadata", "urlContextMetadata"):
+                if candidates[0].get(key) is not None:
+                    grounding[key] = candidates[0][key]
     if parts or finish is not None:
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, **grounding}
         if finish is not None:
             candidate["finishReason"] = finish
         merged["candidates"] = [candidate]
@@ -615,7 +642,58 @@ def _contents(request: PromptRequest) -> list[dict[str, Any]]:
         if not parts:
             raise ValueError("a message without text cannot be sent to gemini")
         contents.append({"role": "model" if message["role"] == "assistant" else "user", "parts": parts})
+    if isinstance(request, ConversationRequest):
+        for exchange in request.history:
+            # The model's parts exactly as they came, thought signatures included: Gemini 3 refuses a
+            # function call replayed without its signature.
+            contents.append({"role": "model", "parts": [dict(p) for p in exchange.assistant]})
+            if exchange.results:
+                contents.append({"role": "user", "parts": [_function_response(r) for r in exchange.results]})
     return contents
+
+
+def _function_response(result: CallResult) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "name": result.name,
+        "response": {"error" if result.is_error else "output": result.content},
+    }
+    if not result.call_id.startswith(_SYNTHETIC_CALL_ID):
+        response["id"] = result.call_id
+    return {"functionResponse": response}
+
+
+def tool_messages(request: PromptRequest) -> list[types.Tool]:
+    """A conversation's tools as Gemini Tool messages: one of function declarations (the client tools),
+    then one per server tool."""
+    if not isinstance(request, ConversationRequest) or not request.tools:
+        return []
+    tools: list[types.Tool] = []
+    declared = [
+        types.FunctionDeclaration(
+            name=t.name,
+            description=t.description,
+            parameters_json_schema=dict(t.input_schema or {"type": "object", "properties": {}}),
+        )
+        for t in request.specs
+        if t.kind != "server"
+    ]
+    if declared:
+        tools.append(types.Tool(function_declarations=declared))
+    for tool in request.specs:
+        if tool.kind == "server":
+            tools.append(_server_tool(tool))
+    return tools
+
+
+def _server_tool(tool: ToolSpec) -> types.Tool:
+    kind = SERVER_TOOLS.get(tool.name)
+    if kind == "google_search":
+        return types.Tool(google_search=types.GoogleSearch())
+    if kind == "url_context":
+        return types.Tool(url_context=types.UrlContext())
+    if kind == "code_execution":
+        return types.Tool(code_execution=types.ToolCodeExecution())
+    raise ProviderError(f"server tool {tool.name!r} is not available on gemini")
 
 
 def _state_name(job: types.BatchJob) -> str:
@@ -648,7 +726,52 @@ def _outcome(key: str, response: dict[str, Any] | None, error: dict[str, Any] | 
         blocked = f"response blocked: {stop_reason}"
         return Outcome(key, Status.ERRORED, model, text or None, usage, blocked, tier=tier, stop_reason=stop_reason)
     status = Status.INCOMPLETE if stop_reason == "MAX_TOKENS" else Status.SUCCEEDED
-    return Outcome(key, status, model, text, usage, tier=tier, stop_reason=stop_reason)
+    # The SDK's dump names every unset field; the parts go back to the API later, so only what is set.
+    kept = tuple(_without_nulls(p) for p in parts if isinstance(p, dict))
+    calls = tuple(
+        _tool_call(p["functionCall"], i) for i, p in enumerate(kept) if isinstance(p.get("functionCall"), dict)
+    )
+    # A turn that calls functions waits for their results, whatever the finish reason says (STOP).
+    turn_end = TOOL_USE if calls else (MAX_TOKENS if status is Status.INCOMPLETE else END_TURN)
+    return TurnOutcome(
+        key,
+        status,
+        model,
+        text,
+        usage,
+        tier=tier,
+        stop_reason=stop_reason,
+        turn_end=turn_end,
+        assistant=kept,
+        tool_calls=calls,
+        server_tool_use=_server_tool_use(first, kept),
+    )
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _tool_call(call: dict[str, Any], index: int) -> ToolCall:
+    args = call.get("args")
+    call_id = call.get("id") or f"{_SYNTHETIC_CALL_ID}{index}"
+    return ToolCall(str(call_id), str(call.get("name")), args if isinstance(args, dict) else {})
+
+
+def _server_tool_use(candidate: dict[str, Any], parts: tuple[dict[str, Any], ...]) -> dict[str, int]:
+    """Server tools the turn ran: search queries (what grounding bills), URLs fetched, code runs."""
+    grounding = candidate.get("groundingMetadata") or {}
+    urls = (candidate.get("urlContextMetadata") or {}).get("urlMetadata") or []
+    used = {
+        "web-search": len(grounding.get("webSearchQueries") or []),
+        "web-fetch": len(urls) if isinstance(urls, list) else 0,
+        "code-execution": sum(1 for p in parts if p.get("executableCode")),
+    }
+    return {k: v for k, v in used.items() if v}
 
 
 def _usage(meta: dict[str, Any]) -> Usage:

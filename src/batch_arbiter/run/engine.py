@@ -11,14 +11,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Validation, Via
 from batch_arbiter.core.runner_cost import RunnerCost
 from batch_arbiter.core.structured import Validators
 from batch_arbiter.errors import AuthError, BatchArbiterError, Cancelled, NoSuchBatch, ProviderError
 from batch_arbiter.providers.base import BatchState, Provider, RunSpec
-from batch_arbiter.run.results import RESULTS_FILE, ResultWriter, Totals
+from batch_arbiter.run.results import RESULTS_FILE, Totals
 from batch_arbiter.run.state import STATE_FILE, RunState
 
 # The longest single wait between polls, unless 10 % of the elapsed time is longer: a batch that
@@ -102,14 +102,34 @@ def split(requests: Sequence[PromptRequest], max_requests: int, max_bytes: int) 
 Log = Callable[[str], None]
 
 
-class Engine:
+class Sink(Protocol):
+    """Where the engine puts each request's outcome the moment it has one: a run's `results.jsonl`
+    (ResultWriter), or one round of a multi-turn run."""
+
+    totals: Totals
+    written: set[str]
+
+    def write(self, outcome: Outcome, source: str, via: Via, *, first: tuple[Outcome, Via] | None = None) -> object:
+        """Keep `outcome` (on disk before it returns); a custom id is written once. `first`: an earlier paid
+        answer of the request that did not match its response schema."""
+        ...
+
+    def flush(self) -> None:
+        """Hand what was written to the OS."""
+        ...
+
+
+SinkT = TypeVar("SinkT", bound=Sink)
+
+
+class Engine(Generic[SinkT]):
     """Brings every request of a run to a final result, or leaves it pending: by batch with a sync fallback, or sync."""
 
     def __init__(
         self,
         provider: Provider,
         spec: RunSpec,
-        writer: ResultWriter,
+        writer: SinkT,
         state: RunState,
         *,
         deadline: float,
@@ -121,6 +141,7 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         events: list[str] | None = None,
+        defer: Callable[[str], bool] | None = None,
     ) -> None:
         self.provider = provider
         self.spec = spec
@@ -154,14 +175,19 @@ class Engine:
         self._fatal: ProviderError | None = None
         self._gone: set[str] = set()
         self.waited_seconds = 0.0
+        # Requests whose errored or expired batch outcome is kept as it is instead of being rerun
+        # synchronously at once (a later turn of a conversation gets one more batch round first).
+        self._defer = defer
+        self._unfinished_outcomes: dict[str, Outcome] = {}
 
     # -- entry points ----------------------------------------------------------------------------
 
-    def run_sync(self, requests: Sequence[PromptRequest]) -> RunResult:
-        """Run every request synchronously on the fastest tier; nothing is submitted as a batch."""
+    def run_sync(self, requests: Sequence[PromptRequest], *, patient: bool = False) -> RunResult:
+        """Run every request synchronously; nothing is submitted as a batch. On the fastest tier, unless
+        `patient` (a fallback with time left before the deadline may use a slower, cheaper one)."""
         self._schemas = {r.custom_id: r.response_schema for r in requests if r.response_schema is not None}
         # Sync mode is chosen for latency: no provider should trade speed for price here.
-        self._fallback(requests, patient=False)
+        self._fallback(requests, patient=patient)
         return self._finish("sync", [])
 
     def run_batch(self, requests: Sequence[PromptRequest], batch_ids: Sequence[str] = ()) -> RunResult:
@@ -269,6 +295,12 @@ class Engine:
         if held:
             self.state.pending()
         rerun = [r for r in leftovers if r.custom_id not in held]
+        if self._defer is not None:
+            kept = [r for r in rerun if r.custom_id in self._unfinished_outcomes and self._defer(r.custom_id)]
+            for request in kept:
+                self.writer.write(self._unfinished_outcomes[request.custom_id], request.source, Via.BATCH)
+            deferred = {r.custom_id for r in kept}
+            rerun = [r for r in rerun if r.custom_id not in deferred]
         if any(ids is None for ids in members.values()):
             # Collected by id: only now, with every batch read, is a request known to be missing.
             missing = sum(1 for r in rerun if r.custom_id not in self._unfinished)
@@ -445,6 +477,7 @@ class Engine:
                     else:
                         unfinished[cid] = outcome.status
                         self._unfinished.add(cid)
+                        self._unfinished_outcomes[cid] = outcome
             except ProviderError as exc:
                 if exc.fatal:
                     self._fatal_error(batch_id, exc)

@@ -7,6 +7,7 @@ import os
 import re
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,8 +32,9 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_INCOMPLETE", "EXIT_OK", "execute", "plan", "r
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def execute(settings: Settings, console: Console) -> int:
-    """Validate everything, then run (or plan). Nothing is sent to a provider before validation passes."""
+def execute(settings: Settings, console: Console, runner: Callable[[Prepared, Console], int] | None = None) -> int:
+    """Validate everything, then run (or plan). Nothing is sent to a provider before validation passes.
+    `runner` runs the validated plan (`run` when None; multi-turn runs bring their own)."""
     prepared = None
     try:
         # One boundary around everything before the first paid call: whatever goes wrong here is
@@ -59,7 +61,7 @@ def execute(settings: Settings, console: Console) -> int:
     try:
         if settings.mode == "plan":
             return plan(prepared, console)
-        return run(prepared, console)
+        return (runner or run)(prepared, console)
     except Exception as exc:
         # Still an annotation, never a bare traceback: the text goes through the log's redaction, and
         # state.json (written before each create is sent) lets a later run collect it.
@@ -318,7 +320,7 @@ def _cancelled(
     exc: Cancelled,
     state: RunState,
     writer: ResultWriter,
-    engine: Engine,
+    engine: Engine[ResultWriter],
     ctx: RunContext,
 ) -> int:
     """Every request still gets a line: pending in the batch, or canceled if it never left here."""

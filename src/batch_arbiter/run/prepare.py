@@ -143,7 +143,7 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     schema = _response_schema(settings, workspace, vendor)
     files = prompts.expand(settings.prompt_files, workspace)
     requests = prompts.load_requests(files, workspace, system, vendor.content_rules, schema, settings.tools)
-    _refuse_tools_until_rounds(settings, requests)
+    _refuse_schema_with_tools(requests)
 
     today = datetime.now(UTC).date()
     model, upgrade, notes = requested_model, None, []
@@ -235,21 +235,16 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     )
 
 
-def _refuse_tools_until_rounds(settings: Settings, requests: list[PromptRequest]) -> None:
-    """Tools need conversations run over several batch rounds, which this version does not run yet: a run
-    that asks for them is refused before anything is sent, rather than answered as if they were not there.
-
-    The one place that refuses them; it goes when the rounds engine lands.
-    """
-    used = sorted({t for r in requests for t in r.tools} | set(settings.tools))
-    if not used:
+def _refuse_schema_with_tools(requests: list[PromptRequest]) -> None:
+    """A conversation's turns that call tools answer with tool calls, not with the schema's JSON: a request
+    with both is refused before anything is sent rather than validated turn by turn as if it were one call."""
+    both = next((r for r in requests if r.tools and r.response_schema is not None), None)
+    if both is None:
         return
-    where = "input `tools`" if settings.tools else next(r.source for r in requests if r.tools)
     raise InputError(
-        f"{where}: tools ({', '.join(used)}) are not yet supported in this mode: a request with tools needs "
-        "conversations over several batch rounds, which this version does not run. Nothing was sent; "
-        "remove `tools` to send single prompts.",
-        input="tools" if settings.tools else None,
+        f"{both.source}: a request with `tools` takes no response schema (its turns answer with tool calls); "
+        "nothing was sent. Drop `response-schema` or `tools` for these prompts.",
+        input="response-schema",
     )
 
 

@@ -101,7 +101,8 @@ class RunState:
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
             "size": len(custom_ids),
         }
-        self.custom_ids.extend(custom_ids)
+        known = set(self.custom_ids)
+        self.custom_ids.extend(c for c in custom_ids if c not in known)
         self.status = "submitted"
         self.save()
 

@@ -21,7 +21,9 @@ from pathlib import Path
 from bench_batch import measure, start_emulator
 
 HERE = Path(__file__).resolve().parent
-SCRIPT = '[[emulator:agent read {"path": "notes.md"} || grep {"pattern": "TODO"}]]'
+# The grep names its files, as an analyst would: a grep of the whole workspace would search the 1,000
+# prompt files (and the results as they are written) on every call, in the action only.
+SCRIPT = '[[emulator:agent read {"path": "notes.md"} || grep {"pattern": "TODO", "glob": "src/**/*.py"}]]'
 
 
 def make_workspace(root: Path, n: int) -> None:

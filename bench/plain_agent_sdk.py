@@ -20,7 +20,11 @@ import anthropic
 
 TOOLS = [
     {"name": "read", "description": "Read a file", "input_schema": {"type": "object", "properties": {"path": {}}}},
-    {"name": "grep", "description": "Search files", "input_schema": {"type": "object", "properties": {"pattern": {}}}},
+    {
+        "name": "grep",
+        "description": "Search files",
+        "input_schema": {"type": "object", "properties": {"pattern": {}, "glob": {}}},
+    },
 ]
 
 
@@ -29,7 +33,9 @@ def run_tool(root: Path, name: str, args: dict[str, Any]) -> str:
         return (root / str(args["path"])).read_text()
     pattern = re.compile(str(args["pattern"]))
     hits = []
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(root.glob(str(args.get("glob") or "**/*"))):
+        if not path.is_file():
+            continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if pattern.search(line):
                 hits.append(f"{path.relative_to(root)}:{number}:{line}")

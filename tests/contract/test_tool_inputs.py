@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from batch_arbiter.emulator import Emulator
-from support import PROVIDERS, Run, run_action, write_prompts
+from support import API_KEY, PROVIDERS, Run, run_action, write_prompts
 
 KNOWN = "known tools: read, glob, grep, web-search, web-fetch, code-execution"
 
@@ -108,7 +108,9 @@ def test_a_request_s_own_tools_override_the_input(ws: Path, emulator: Emulator, 
     assert (lines["prompts_a_md"]["turns"], lines["prompts_a_md"]["tool_calls"]) == (2, {"read": 1})
 
 
-def test_tools_with_a_response_schema_are_bad_input(ws: Path, emulator: Emulator, provider: str) -> None:
+def test_tools_with_a_response_schema_on_gemini_2_are_bad_input(ws: Path, emulator: Emulator) -> None:
+    # Gemini 2 refuses function calling beside a JSON response; Gemini 3 and Claude take both
+    # (tests/contract/test_agent_structured.py).
     schema = {
         "type": "object",
         "properties": {"a": {"type": "string"}},
@@ -117,9 +119,30 @@ def test_tools_with_a_response_schema_are_bad_input(ws: Path, emulator: Emulator
     }
     write_prompts(ws, {"schema.json": json.dumps(schema)})
     run = run_action(
-        ws, emulator, provider=provider, prompt_files="prompts/*", tools="read", response_schema="schema.json"
+        ws,
+        emulator,
+        provider="gemini",
+        model="gemini-2.5-flash-lite",
+        prompt_files="prompts/*",
+        tools="read",
+        response_schema="schema.json",
     )
-    refused(run, emulator, "prompts/a.md: a request with `tools` takes no response schema")
+    refused(run, emulator, "prompts/a.md: gemini-2.5-flash-lite takes no tools together with a response schema")
+
+
+def test_the_emulator_refuses_tools_beside_a_json_response_on_gemini_2(emulator: Emulator) -> None:
+    from google import genai
+    from google.genai import errors, types
+
+    client = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=emulator.base_url))
+    tool = types.Tool(function_declarations=[types.FunctionDeclaration(name="read", description="Read a file.")])
+    config = types.GenerateContentConfig(
+        tools=[tool], response_mime_type="application/json", response_json_schema={"type": "object"}
+    )
+    with pytest.raises(errors.ClientError, match="Function calling with a response mime type"):
+        client.models.generate_content(model="gemini-2.5-flash-lite", contents="Hi", config=config)
+    answer = client.models.generate_content(model="gemini-3.8-flash", contents="Hi", config=config)
+    assert json.loads(answer.text or "") == {}
 
 
 def test_no_tools_runs_as_before(ws: Path, emulator: Emulator, provider: str) -> None:

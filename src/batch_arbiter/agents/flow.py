@@ -22,7 +22,7 @@ from batch_arbiter.run import flow
 from batch_arbiter.run.engine import RunResult, StateNotSaved
 from batch_arbiter.run.prepare import Prepared
 from batch_arbiter.run.report import outputs, summary
-from batch_arbiter.run.results import Totals
+from batch_arbiter.run.results import Totals, write_results_json
 from batch_arbiter.run.spend_log import log_run
 from batch_arbiter.run.state import STATE_FILE, RunState
 
@@ -40,7 +40,15 @@ def conversations(p: Prepared) -> list[ConversationRequest] | None:
     if not any(r.tools for r in p.requests):
         return None
     return [
-        ConversationRequest(r.custom_id, r.source, r.content, system=r.system, max_tokens=r.max_tokens, tools=r.tools)
+        ConversationRequest(
+            r.custom_id,
+            r.source,
+            r.content,
+            system=r.system,
+            max_tokens=r.max_tokens,
+            tools=r.tools,
+            response_schema=r.response_schema,
+        )
         for r in p.requests
     ]
 
@@ -122,6 +130,8 @@ def run(p: Prepared, console: Console) -> int:
         result = rounds.run(batch=batch, batch_ids=batch_ids)
     except Cancelled as exc:
         totals = writer.write(store, pending_note="the run was cancelled; run again to continue")
+        if ctx.results_json is not None:
+            write_results_json(p.out_dir, p.requests)
         where = f" (batch {','.join(rounds.batch_ids[-1:])} stays with the provider)" if rounds.batch_ids else ""
         console.warning(
             f"cancelled by {exc}; every answered turn is kept in {store.path.name}{where}. "
@@ -140,6 +150,8 @@ def run(p: Prepared, console: Console) -> int:
     if result.status == "pending":
         note = "left for a later run (on-timeout: leave); run again, or with `batch-id`, to continue"
     totals = writer.write(store, pending_note=note)
+    if ctx.results_json is not None:
+        write_results_json(p.out_dir, p.requests)
     for model in sorted(writer.unpriced_fees):
         rounds.note(f"no server-tool fee is known for {model}: its tool use is priced by tokens only")
     run_result = RunResult(result.mode, result.status, result.batch_ids, totals, result.events, result.fatal)

@@ -17,7 +17,7 @@ from batch_arbiter.agents.store import ACTIVE, ANSWERED, DONE, FAILED, INCOMPLET
 from batch_arbiter.core.conversation import PAUSE_TURN, TOOL_USE
 from batch_arbiter.core.pricing import PriceTable, PricingError, tool_fee_unit, tool_fees_usd
 from batch_arbiter.core.prompts import CUSTOM_ID_PATTERN
-from batch_arbiter.core.records import Status, Usage
+from batch_arbiter.core.records import Status, Usage, Validation
 from batch_arbiter.files import open_own, write_own
 from batch_arbiter.run.results import RESULTS_FILE, Totals
 
@@ -93,7 +93,9 @@ class ConversationResults:
         server: Counter[str] = Counter()
         model = None
         answered = [t for t in conversation.turns if t.status in ANSWERED]
-        for turn in answered:
+        # A final answer that did not match the schema was paid for as well, though it answered nothing.
+        paid = [t for t in conversation.turns if t.status in ANSWERED or t.validation == str(Validation.INVALID)]
+        for turn in paid:
             usage.add(turn.usage)
             turn_cost, turn_sync = self.turn_cost(turn, conversation.request.tools)
             cost += turn_cost
@@ -133,6 +135,17 @@ class ConversationResults:
             "server_tool_use": dict(sorted(server.items())),
             "transcript": f"{conversation.custom_id}{TRANSCRIPT_SUFFIX}",
         }
+        if conversation.request.response_schema is not None and conversation.validation is not None:
+            value = conversation.json
+            shown = None if text is None else self._redact(text)
+            if shown is not None and shown != text and conversation.validation != Validation.INVALID:
+                # A secret the answer echoed is redacted in `json` too: it is read from the redacted text.
+                try:
+                    value = json.loads(shown)
+                except ValueError:
+                    value = None
+            record["json"] = value if conversation.validation != Validation.INVALID else None
+            record["validation"] = conversation.validation
         return record, usage
 
     def turn_cost(self, turn: Turn, tools: tuple[str, ...] = ()) -> tuple[float, float]:
@@ -167,6 +180,9 @@ class ConversationResults:
             return
         if record["text"] is not None:
             write_own(self.out_dir / f"{conversation.custom_id}.md", record["text"])
+            if record.get("validation") in (Validation.VALID, Validation.FIXED):
+                value = json.dumps(record["json"], ensure_ascii=False, indent=2) + "\n"
+                write_own(self.out_dir / f"{conversation.custom_id}.json", value)
         lines = (json.dumps(entry, ensure_ascii=False) for entry in transcript(conversation))
         # Model text, tool output and API errors are untrusted: a secret echoed anywhere is masked.
         write_own(self.out_dir / record["transcript"], "".join(self._redact(line) + "\n" for line in lines))

@@ -27,7 +27,7 @@ from batch_arbiter.core.conversation import (
     ToolCall,
     TurnOutcome,
 )
-from batch_arbiter.core.records import Outcome, RunMode, RunStatus, Status, Via
+from batch_arbiter.core.records import Outcome, RunMode, RunStatus, Status, Validation, Via
 from batch_arbiter.providers.base import Provider, RunSpec
 from batch_arbiter.run.engine import Engine, RunResult
 from batch_arbiter.run.state import RunState
@@ -138,9 +138,9 @@ class Rounds:
             number = self.store.round
             active = [c for c in self.store.conversations.values() if c.status == ACTIVE]
             sink = RoundFile(self.store.round_path(number))
-            for outcome, via in self.store.arrived(number):
+            for outcome, via, first in self.store.arrived(number):
                 if outcome.custom_id in self.store.conversations and outcome.custom_id not in sink.written:
-                    sink.keep(outcome, via)
+                    sink.keep(outcome, via, first)
             todo = [c.next_request() for c in active if c.custom_id not in sink.written]
             late = self.clock() >= self.deadline
             if batch and late and not resume and self.on_timeout == "leave":
@@ -231,8 +231,29 @@ class Rounds:
             conversation = self.store.conversations.get(custom_id)
             if conversation is None or conversation.status != ACTIVE or outcome.status is Status.PENDING:
                 continue
+            first = sink.firsts.get(custom_id)
+            if first is not None:
+                self._invalid_turn(conversation, *first, number)
             calls += self._advance(conversation, outcome, via, number)
         return calls
+
+    @staticmethod
+    def _invalid_turn(conversation: Conversation, outcome: Outcome, via: Via, number: int) -> None:
+        """A final answer that did not match the response schema: paid for, kept among the turns (priced,
+        not counted by max-turns), and asked again synchronously with the same history."""
+        conversation.turns.append(
+            Turn(
+                round=number,
+                via=str(via),
+                status=str(outcome.status),
+                tier=outcome.tier or ("batch" if via is Via.BATCH else "standard"),
+                model=outcome.model,
+                stop_reason=outcome.stop_reason,
+                usage=outcome.usage,
+                error=outcome.error,
+                validation=str(Validation.INVALID),
+            )
+        )
 
     def _advance(self, conversation: Conversation, outcome: Outcome, via: Via, number: int) -> int:
         turn_outcome = outcome if isinstance(outcome, TurnOutcome) else None
@@ -253,8 +274,13 @@ class Rounds:
                 server_tool_use=dict(turn_outcome.server_tool_use) if turn_outcome else {},
                 tool_calls=[c.name for c in calls] if answered else [],
                 error=outcome.error,
+                validation=None if outcome.validation is None else str(outcome.validation),
             )
         )
+        if outcome.validation is not None:
+            # Only a final answer is held to the schema (the engine skips tool-call and paused turns).
+            conversation.validation = str(outcome.validation)
+            conversation.json = outcome.json
         if not answered:
             if via is Via.BATCH and not outcome.settled:
                 # Kept back by the engine (`_may_retry`): one more try in the next round.

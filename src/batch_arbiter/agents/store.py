@@ -17,7 +17,7 @@ from batch_arbiter.core.conversation import (
     ToolCall,
     TurnOutcome,
 )
-from batch_arbiter.core.records import Outcome, Status, Usage, Via
+from batch_arbiter.core.records import Outcome, Status, Usage, Validation, Via
 from batch_arbiter.core.tools import TOOLS
 from batch_arbiter.files import open_own, write_own
 from batch_arbiter.run.results import Totals
@@ -46,6 +46,8 @@ class Turn:
     server_tool_use: dict[str, int] = field(default_factory=dict)
     tool_calls: list[str] = field(default_factory=list)
     error: str | None = None
+    # "invalid": a final answer that did not match the response schema, paid for and asked again.
+    validation: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The turn as state files keep it."""
@@ -60,6 +62,7 @@ class Turn:
             "server_tool_use": self.server_tool_use,
             "tool_calls": self.tool_calls,
             "error": self.error,
+            "validation": self.validation,
         }
 
     @classmethod
@@ -76,6 +79,7 @@ class Turn:
             server_tool_use=dict(data.get("server_tool_use") or {}),
             tool_calls=list(data.get("tool_calls") or []),
             error=data.get("error"),
+            validation=data.get("validation"),
         )
 
 
@@ -92,6 +96,9 @@ class Conversation:
     text: str | None = None
     stop_reason: str | None = None
     error: str | None = None
+    # The final answer held to the response schema: its parsed value, and valid / fixed / invalid.
+    json: Any = None
+    validation: str | None = None
 
     @property
     def custom_id(self) -> str:
@@ -112,6 +119,8 @@ class Conversation:
             system=self.request.system,
             max_tokens=self.request.max_tokens,
             tools=self.request.tools,
+            # The same constraint on every turn: it applies to the model's text, never to its tool calls.
+            response_schema=self.request.response_schema,
             history=tuple(self.history),
         )
 
@@ -125,6 +134,7 @@ class Conversation:
             "system": r.system,
             "max_tokens": r.max_tokens,
             "tools": list(r.tools),
+            "response_schema": None if r.response_schema is None else dict(r.response_schema),
             "history": [e.as_dict() for e in self.history],
             "turns": [t.as_dict() for t in self.turns],
             "status": self.status,
@@ -132,6 +142,8 @@ class Conversation:
             "text": self.text,
             "stop_reason": self.stop_reason,
             "error": self.error,
+            "json": self.json,
+            "validation": self.validation,
         }
 
     @classmethod
@@ -145,6 +157,7 @@ class Conversation:
             system=data.get("system"),
             max_tokens=data.get("max_tokens"),
             tools=tuple(str(name) for name in data.get("tools") or () if str(name) in TOOLS),
+            response_schema=data.get("response_schema"),
         )
         return cls(
             request=request,
@@ -155,6 +168,8 @@ class Conversation:
             text=data.get("text"),
             stop_reason=data.get("stop_reason"),
             error=data.get("error"),
+            json=data.get("json"),
+            validation=data.get("validation"),
         )
 
 
@@ -208,8 +223,9 @@ class Store:
         """Where round `number`'s answers are appended as they arrive."""
         return self.rounds_dir / f"round-{number}.jsonl"
 
-    def arrived(self, number: int) -> Iterator[tuple[TurnOutcome, Via]]:
-        """The answers of round `number` already on disk (a run stopped before it applied them)."""
+    def arrived(self, number: int) -> Iterator[tuple[TurnOutcome, Via, tuple[Outcome, Via] | None]]:
+        """The answers of round `number` already on disk (a run stopped before it applied them), each with
+        the earlier answer of the same turn that did not match the response schema, if there was one."""
         try:
             lines = self.round_path(number).read_text(encoding="utf-8").split("\n")
         except OSError:
@@ -218,10 +234,12 @@ class Store:
             try:
                 data = json.loads(line)
                 outcome, via = outcome_from_dict(data), Via(data["via"])
+                earlier = data.get("first")
+                first = None if earlier is None else (outcome_from_dict(earlier), Via(earlier["via"]))
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut by a kill: its turn is collected again
             if outcome.status is not Status.PENDING:
-                yield outcome, via
+                yield outcome, via, first
 
 
 class RoundFile:
@@ -234,20 +252,28 @@ class RoundFile:
         self.totals = Totals()
         self.written: set[str] = set()
         self.outcomes: dict[str, tuple[Outcome, Via]] = {}
+        # A final answer that did not match the response schema, by custom id: the sync rerun's line holds it.
+        self.firsts: dict[str, tuple[Outcome, Via]] = {}
         # Appended: answers an interrupted run of this round left stay where they are.
         self._fh = open_own(path, "a")
 
-    def keep(self, outcome: Outcome, via: Via) -> None:
+    def keep(self, outcome: Outcome, via: Via, first: tuple[Outcome, Via] | None = None) -> None:
         """An answer an earlier run already put on disk: known, so the engine never asks for it again."""
+        if first is not None:
+            self.firsts[outcome.custom_id] = first
         self._count(outcome, via)
 
     def write(self, outcome: Outcome, source: str, via: Via, *, first: tuple[Outcome, Via] | None = None) -> None:
         """Append one turn's outcome and flush it: a paid answer is on disk before anything else happens.
-        (Conversations carry no response schema, so no `first` answer is ever handed here.)"""
-        del source, first
+        `first`: the same turn's earlier answer that did not match the response schema (paid for too)."""
+        del source
         if outcome.custom_id in self.written:
             raise ValueError(f"turn for {outcome.custom_id} written twice")
-        self._fh.write(json.dumps({**outcome_as_dict(outcome), "via": str(via)}, ensure_ascii=False) + "\n")
+        line = {**outcome_as_dict(outcome), "via": str(via)}
+        if first is not None:
+            line["first"] = {**outcome_as_dict(first[0]), "via": str(first[1])}
+            self.firsts[outcome.custom_id] = first
+        self._fh.write(json.dumps(line, ensure_ascii=False) + "\n")
         self._fh.flush()
         self._count(outcome, via)
 
@@ -285,6 +311,8 @@ def outcome_as_dict(outcome: Outcome) -> dict[str, Any]:
         "error": outcome.error,
         "tier": outcome.tier,
         "stop_reason": outcome.stop_reason,
+        "json": outcome.json,
+        "validation": None if outcome.validation is None else str(outcome.validation),
     }
     if isinstance(outcome, TurnOutcome):
         data.update(
@@ -298,6 +326,7 @@ def outcome_as_dict(outcome: Outcome) -> dict[str, Any]:
 
 def outcome_from_dict(data: dict[str, Any]) -> TurnOutcome:
     """A turn's outcome read back from a round file."""
+    validation = data.get("validation")
     return TurnOutcome(
         str(data["custom_id"]),
         Status(data["status"]),
@@ -311,4 +340,6 @@ def outcome_from_dict(data: dict[str, Any]) -> TurnOutcome:
         assistant=tuple(data.get("assistant") or ()),
         tool_calls=tuple(ToolCall.from_dict(c) for c in data.get("tool_calls") or ()),
         server_tool_use=dict(data.get("server_tool_use") or {}),
+        json=data.get("json"),
+        validation=None if validation is None else Validation(validation),
     )

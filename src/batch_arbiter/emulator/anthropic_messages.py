@@ -625,7 +625,8 @@ def build_message(
     last_user = texts[-1] if texts else ""
     schema = response_schema(params)
     if schema is not None:
-        text = answer(schema, last_user, batch=batch)
+        # A conversation's final answer follows its first prompt (later user turns are tool results).
+        text = answer(schema, texts[0] if params.get("tools") and texts else last_user, batch=batch)
     else:
         text = f"Emulated reply from {model} to: {last_user[:80]}"
     blocks, agent_stop, server_use, tool_input = _agent_turn(params) if params.get("tools") else ([], None, {}, 0)

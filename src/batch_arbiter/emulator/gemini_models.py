@@ -339,6 +339,11 @@ def check_thinking(model: GeminiModel, request: dict[str, Any]) -> None:
             f"Unable to submit request because it has a maxOutputTokens value of {limit} but the supported range "
             f"is from 1 (inclusive) to {model.output_token_limit + 1} (exclusive). Update the value and try again."
         )
+    config = request.get("generationConfig") or {}
+    json_answer = config.get("responseMimeType") == "application/json"
+    if model.id.startswith("gemini-2.") and request.get("tools") and json_answer:
+        # Gemini 3 combines tools with structured output; Gemini 2 refuses the request.
+        raise invalid("Function calling with a response mime type: 'application/json' is unsupported")
     thinking = (request.get("generationConfig") or {}).get("thinkingConfig") or {}
     level = thinking.get("thinkingLevel")
     budget = thinking.get("thinkingBudget")
@@ -524,7 +529,8 @@ def build_response(
     config = request.get("generationConfig") or {}
     schema = config.get("responseJsonSchema")
     if isinstance(schema, dict):
-        text = answer(schema, last_user, batch=batch)
+        # A conversation's final answer follows its first prompt (later user turns are function responses).
+        text = answer(schema, texts[0] if request.get("tools") and texts else last_user, batch=batch)
     else:
         text = f"Emulated reply from {model.id} to: {last_user[:80]}"
     agent_parts, meta, tool_tokens, stops = _agent_turn(request) if request.get("tools") else ([], {}, 0, False)

@@ -7,7 +7,7 @@ audit and `plan` can ask which provider serves a model without paying an SDK's s
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -51,6 +51,8 @@ class ProviderInfo:
     adapter: str
     # Why the provider's structured output cannot take a response schema (None: it can).
     schema_rules: SchemaRules | None = None
+    # Why a model cannot take tools and a response schema in one request (None: it can).
+    tools_with_schema: Callable[[str], str | None] | None = None
 
     @property
     def content_rules(self) -> ContentRules:
@@ -60,6 +62,14 @@ class ProviderInfo:
     def owns(self, model: str) -> bool:
         """Whether `model` is one of this provider's ids."""
         return model.startswith(self.model_prefix)
+
+
+def gemini_tools_with_schema(model: str) -> str | None:
+    """Gemini 2 refuses function calling (or any tool) beside a JSON response (400 "Function calling with a
+    response mime type: 'application/json' is unsupported"); Gemini 3 and later combine them."""
+    if model.startswith("gemini-2.") or model.startswith("gemini-1."):
+        return f"{model} takes no tools together with a response schema (Gemini 3 and later do)"
+    return None
 
 
 REGISTRY: Mapping[str, ProviderInfo] = {
@@ -87,6 +97,7 @@ REGISTRY: Mapping[str, ProviderInfo] = {
         block_types=frozenset({"text"}),
         adapter="batch_arbiter.providers.gemini:GeminiProvider",
         schema_rules=gemini_schema_problem,
+        tools_with_schema=gemini_tools_with_schema,
     ),
 }
 

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from batch_arbiter.core.conversation import PAUSE_TURN, TOOL_USE, TurnOutcome
 from batch_arbiter.core.records import Outcome, PromptRequest, RunMode, RunStatus, Status, Validation, Via
 from batch_arbiter.core.runner_cost import RunnerCost
 from batch_arbiter.core.structured import Validators
@@ -555,7 +556,7 @@ class Engine(Generic[SinkT]):
 
     def _write_sync(self, request: PromptRequest, outcome: Outcome) -> None:
         first = self._invalid.get(request.custom_id)
-        if first is not None and outcome.validation is None:
+        if first is not None and outcome.validation is None and not _between_turns(outcome):
             # The rerun failed outright: the request's only answer is the one that did not match.
             outcome.validation = Validation.INVALID
         self.writer.write(outcome, request.source, Via.SYNC, first=first)
@@ -563,11 +564,12 @@ class Engine(Generic[SinkT]):
 
     def _check(self, outcome: Outcome) -> Outcome:
         """Hold an answer to its request's schema: parsed into `json`, or errored with where and why it does
-        not match. A valid answer after an invalid one is `fixed`."""
+        not match. A valid answer after an invalid one is `fixed`. In a conversation only the final answer is
+        held to it: a turn that calls tools or pauses answers with calls, not with the schema's JSON."""
         schema = self._schemas.get(outcome.custom_id)
         # An answer cut short at the output limit is held to the schema too: the provider's guarantee does
         # not cover it. A refusal has no answer to hold (it is errored, and not rerun).
-        if schema is None or outcome.status not in (Status.SUCCEEDED, Status.INCOMPLETE):
+        if schema is None or outcome.status not in (Status.SUCCEEDED, Status.INCOMPLETE) or _between_turns(outcome):
             return outcome
         checked = self._validators.check(outcome.text, schema)
         if checked.valid:
@@ -641,3 +643,8 @@ class Engine(Generic[SinkT]):
     def _event(self, message: str) -> None:
         self.events.append(message)
         self.warn(message)
+
+
+def _between_turns(outcome: Outcome) -> bool:
+    """A conversation's turn that ended to run tools or to be continued: not its answer."""
+    return isinstance(outcome, TurnOutcome) and outcome.turn_end in (TOOL_USE, PAUSE_TURN)

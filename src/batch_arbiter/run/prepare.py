@@ -143,7 +143,6 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     schema = _response_schema(settings, workspace, vendor)
     files = prompts.expand(settings.prompt_files, workspace)
     requests = prompts.load_requests(files, workspace, system, vendor.content_rules, schema, settings.tools)
-    _refuse_schema_with_tools(requests)
 
     today = datetime.now(UTC).date()
     model, upgrade, notes = requested_model, None, []
@@ -151,6 +150,7 @@ def prepare(settings: Settings, console: Console) -> Prepared:
         upgrade = upgrade_model(vendor.name, requested_model, prices, today)
         model = upgrade.model
 
+    _refuse_schema_with_tools(vendor, model, requests)
     if not settings.batch_id:
         _refuse_foreign_state(out_dir, workspace, vendor.name, model, requests)
     if settings.mode != "plan":
@@ -235,15 +235,15 @@ def prepare(settings: Settings, console: Console) -> Prepared:
     )
 
 
-def _refuse_schema_with_tools(requests: list[PromptRequest]) -> None:
-    """A conversation's turns that call tools answer with tool calls, not with the schema's JSON: a request
-    with both is refused before anything is sent rather than validated turn by turn as if it were one call."""
+def _refuse_schema_with_tools(vendor: ProviderInfo, model: str, requests: list[PromptRequest]) -> None:
+    """A model whose API refuses tools beside a response schema: bad input before anything is sent, not
+    a batch of requests that all fail."""
+    problem = vendor.tools_with_schema(model) if vendor.tools_with_schema is not None else None
     both = next((r for r in requests if r.tools and r.response_schema is not None), None)
-    if both is None:
+    if problem is None or both is None:
         return
     raise InputError(
-        f"{both.source}: a request with `tools` takes no response schema (its turns answer with tool calls); "
-        "nothing was sent. Drop `response-schema` or `tools` for these prompts.",
+        f"{both.source}: {problem}; nothing was sent. Use another model, or drop `response-schema` or `tools`.",
         input="response-schema",
     )
 

@@ -201,3 +201,27 @@ def test_a_turn_cut_at_the_output_limit_or_refused_ends_its_conversation(
     assert refused["status"] == "errored" and ("refus" in refused["error"] or "blocked" in refused["error"])
     assert emulator.calls(provider.sync) == [] and len(emulator.calls(provider.create)) == 1
     assert run.code == 1
+
+
+def test_every_rounds_wait_counts_in_the_runner_cost(ws: Path, emulator: Emulator, provider: ProviderProfile) -> None:
+    # A dear runner: three rounds of waiting cost more than the batches saved on these small prompts.
+    run = provider.run(
+        ws,
+        emulator,
+        prompt_files="prompts/*.md",
+        mode="batch",
+        tools="read, grep",
+        runner_cost_per_minute=50,
+        metrics_file="m.jsonl",
+    )
+    assert run.code == 0, run.log
+    out = run.outputs
+    savings, net = float(out["savings-usd"]), float(out["net-savings-usd"])
+    assert float(out["runner-cost-usd"]) == pytest.approx(50 * int(out["runner-minutes"]))
+    record = json.loads((ws / "m.jsonl").read_text())
+    # Waiting is summed over the rounds: three rounds of at least the emulator's processing time each.
+    assert record["waiting_cost_usd"] >= 50 * 3 * emulator.config.processing_seconds / 60
+    assert net == pytest.approx(savings - record["waiting_cost_usd"], abs=1e-6)
+    assert savings > 0 > net
+    warnings = [line for line in run.log.splitlines() if "waiting cost more than batching saved::" in line]
+    assert len(warnings) == 1

@@ -154,10 +154,16 @@ def run(p: Prepared, console: Console) -> int:
         write_results_json(p.out_dir, p.requests)
     for model in sorted(writer.unpriced_fees):
         rounds.note(f"no server-tool fee is known for {model}: its tool use is priced by tokens only")
-    run_result = RunResult(result.mode, result.status, result.batch_ids, totals, result.events, result.fatal)
+    waited = sum(r.waited_seconds for r in result.rounds)
+    run_result = RunResult(
+        result.mode, result.status, result.batch_ids, totals, result.events, result.fatal, waited_seconds=waited
+    )
+    # Every round's wait held the runner, so the net saving weighs all of them.
+    run_result.runner = flow.runner_cost(p, waited)
     console.set_outputs(outputs(ctx, run_result))
     console.write_summary(summary(ctx, run_result) + rounds_table(result, totals))
     log_run(p.metrics_path, ctx, run_result, console, p.prices)
+    flow.warn_if_waiting_cost_more(console, run_result)
     if result.fatal:
         console.error(result.fatal, title="batch-arbiter: refused")
         return flow.EXIT_INCOMPLETE

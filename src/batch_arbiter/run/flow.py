@@ -183,7 +183,7 @@ def run(p: Prepared, console: Console) -> int:
     # The metrics log counts spend once: results carried over from an earlier run were logged by it.
     spent = replace(result, totals=result.totals.minus(writer.carried)) if kept else result
     log_run(p.metrics_path, ctx, spent, console, p.prices)
-    _warn_if_waiting_cost_more(console, result)
+    warn_if_waiting_cost_more(console, result)
     if result.totals.incomplete:
         console.warning(
             f"{result.totals.incomplete} of {result.totals.requests} answers were cut short at max_tokens "
@@ -267,7 +267,7 @@ def _event_payload() -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _warn_if_waiting_cost_more(console: Console, result: RunResult) -> None:
+def warn_if_waiting_cost_more(console: Console, result: RunResult) -> None:
     """A batch that saved less than the runner cost while waiting on it: say so, and what to do instead."""
     runner = result.runner
     # Only a batch that answered something has savings to weigh its waiting against.

@@ -61,10 +61,12 @@ def run(n: int, base_url: str) -> dict[str, float]:
             "bench",
         ]
         action = measure(action_cmd, root, {**env, "GITHUB_WORKSPACE": str(root)})
+        if plain[2] != 0 or action[2] != 0:
+            raise SystemExit(f"a contender failed: plain exit {plain[2]}, action exit {action[2]}")
         lines = (root / "batch-results" / "results.jsonl").read_text().splitlines()
         turns = sum(json.loads(line)["turns"] for line in lines)
-        if plain[2] != 0 or action[2] != 0 or turns != 3 * n:
-            raise SystemExit(f"a contender failed: plain {plain[2]}, action {action[2]}, turns {turns}")
+        if turns != 3 * n:
+            raise SystemExit(f"the action answered {turns} turns, not {3 * n}")
         return {
             "conversations": n,
             "turns": turns,

@@ -19,29 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from batch_arbiter.devtools import demo
 from bench_batch import make_workspace, measure, start_emulator
 
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "ideas": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "title": {"type": "string"},
-                    "problem": {"type": "string"},
-                    "proposal": {"type": "string"},
-                    "effort": {"type": "string", "enum": ["S", "M", "L"]},
-                },
-                "required": ["title", "problem", "proposal", "effort"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["ideas"],
-    "additionalProperties": False,
-}
+SCHEMA = demo.SCHEMA
 
 
 def run_action(root: Path, base_url: str, out: str, schema: bool) -> tuple[float, float, int]:

@@ -11,31 +11,12 @@ from typing import Any
 import jsonschema
 import pytest
 
+from batch_arbiter.devtools import demo
 from batch_arbiter.emulator import Emulator
 from support import PROVIDERS, ProviderProfile, Run, write_prompts
 
-IDEAS_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "properties": {
-        "ideas": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "title": {"type": "string"},
-                    "problem": {"type": "string"},
-                    "proposal": {"type": "string"},
-                    "effort": {"type": "string", "enum": ["S", "M", "L"]},
-                },
-                "required": ["title", "problem", "proposal", "effort"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["ideas"],
-    "additionalProperties": False,
-}
+# The demo's ideas schema (the README's worked example).
+IDEAS_SCHEMA: dict[str, Any] = demo.SCHEMA
 SCHEMA_FILE = "schemas/ideas.json"
 LABELS_SCHEMA: dict[str, Any] = {
     "type": "object",

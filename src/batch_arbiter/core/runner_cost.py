@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 RUNNER_PRICING = "core/data/runner-pricing.tsv"
@@ -64,6 +66,19 @@ def listed_rate(runner: str, on: date) -> float | None:
     """The table's price of `runner` on `on`; None for a runner (or a date) it has no row for."""
     rows = [price for since, price in price_table().get(runner, []) if since <= on]
     return rows[-1] if rows else None
+
+
+def event_payload(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The workflow's event payload (`GITHUB_EVENT_PATH`), whose repository visibility prices the runner;
+    None when there is none or it cannot be read."""
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def visibility(event: Mapping[str, Any] | None) -> str | None:

@@ -25,7 +25,7 @@ from batch_arbiter.core.metrics import Entry, Log, read
 from batch_arbiter.core.policy import Decision, Policy, decide, load_policy, normalise, upgrade_model
 from batch_arbiter.core.pricing import PriceTable, PricingError
 from batch_arbiter.core.records import Usage
-from batch_arbiter.core.runner_cost import RunnerRate, runner_rate
+from batch_arbiter.core.runner_cost import RunnerRate, event_payload, runner_rate
 from batch_arbiter.core.settings import Settings
 from batch_arbiter.core.tools import CLIENT_TOOLS, SERVER_TOOLS, TOOLS, from_cli_tools
 from batch_arbiter.errors import InputError
@@ -806,7 +806,9 @@ def run_step(settings: Settings, runner: Console) -> int:
             policy=load_policy(inside(settings.policy_file, "policy-file") if settings.policy_file else None),
             repo_root=workspace,
             runner_rate=_rate(
-                runner_rate(os.environ, _event_payload(), settings.runner_cost_per_minute, datetime.now(UTC).date())
+                runner_rate(
+                    os.environ, event_payload(os.environ), settings.runner_cost_per_minute, datetime.now(UTC).date()
+                )
             ),
         )
         out_dir = inside(settings.output_dir, "output-dir")
@@ -839,18 +841,6 @@ def run_step(settings: Settings, runner: Console) -> int:
 
 def _rate(rate: RunnerRate) -> tuple[float, str]:
     return rate.usd_per_minute, rate.why
-
-
-def _event_payload() -> dict[str, Any] | None:
-    """The event payload (GITHUB_EVENT_PATH): the repository's visibility prices the runner."""
-    path = os.environ.get("GITHUB_EVENT_PATH")
-    if not path:
-        return None
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _workspace_relative(path: Path, workspace: Path) -> str:

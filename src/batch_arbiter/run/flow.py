@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -10,12 +9,11 @@ import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from batch_arbiter.core.console import Console
 from batch_arbiter.core.records import Outcome, Status, Via
-from batch_arbiter.core.runner_cost import RunnerCost, billed_minutes, runner_rate
+from batch_arbiter.core.runner_cost import RunnerCost, billed_minutes, event_payload, runner_rate
 from batch_arbiter.core.settings import Settings, collect_by_time, poll_seconds
 from batch_arbiter.errors import Cancelled, InputError
 from batch_arbiter.run.budget import estimate
@@ -252,19 +250,8 @@ def _nothing_to_collect(p: Prepared, console: Console, previous: RunState | None
 def runner_cost(p: Prepared, waited_seconds: float) -> RunnerCost:
     """The step's runner minutes so far and their price, from the runner's environment and the event
     payload's repository visibility (or the `runner-cost-per-minute` input)."""
-    rate = runner_rate(os.environ, _event_payload(), p.settings.runner_cost_per_minute, p.today)
+    rate = runner_rate(os.environ, event_payload(os.environ), p.settings.runner_cost_per_minute, p.today)
     return RunnerCost(rate, billed_minutes(time.monotonic() - p.started), waited_seconds / 60)
-
-
-def _event_payload() -> dict[str, Any] | None:
-    path = os.environ.get("GITHUB_EVENT_PATH")
-    if not path:
-        return None
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def warn_if_waiting_cost_more(console: Console, result: RunResult) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from batch_arbiter.emulator import Emulator, EmulatorConfig
+from support import PROVIDERS, ProviderProfile
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +21,9 @@ def no_ambient_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
 def emulator() -> Iterator[Emulator]:
     with Emulator(EmulatorConfig(processing_seconds=0.05)) as emu:
         yield emu
+
+
+@pytest.fixture(params=sorted(PROVIDERS))
+def provider(request: pytest.FixtureRequest) -> ProviderProfile:
+    """Each provider in turn: a test that takes `provider` is part of the contract every adapter passes."""
+    return PROVIDERS[request.param]

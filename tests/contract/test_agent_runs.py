@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from batch_arbiter.emulator import Emulator
-from support import PROVIDERS, ProviderProfile, runner_env, start_entrypoint, write_prompts
+from support import ProviderProfile, runner_env, start_entrypoint, write_prompts
 
 DEEP = 'Study the repository. [[emulator:agent read {"path": "notes.md"} || grep {"pattern": "TODO"}]]'
 FILES = {
@@ -22,11 +22,6 @@ FILES = {
     "prompts/quick.md": "Say hello.",
     "system.md": "You are a product analyst.",
 }
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from batch_arbiter.emulator import Emulator
 from batch_arbiter.providers.base import ProviderConfig, RunSpec
 from batch_arbiter.providers.registry import make_provider
 from batch_arbiter.run.state import STATE_FILE
-from support import API_KEY, PROVIDERS, ProviderProfile, write_prompts
+from support import API_KEY, ProviderProfile, write_prompts
 
 SCHEMA = {
     "type": "object",
@@ -38,11 +38,6 @@ FILES = {
     "src/app.py": "def main():\n    pass\n",
     "schema.json": json.dumps(SCHEMA),
 }
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
 
 
 @pytest.fixture

@@ -23,15 +23,10 @@ from batch_arbiter.emulator import Emulator
 from batch_arbiter.providers.base import Provider, ProviderConfig, RunSpec
 from batch_arbiter.providers.registry import make_provider, price_table
 from batch_arbiter.run.state import STATE_FILE, RunState
-from support import API_KEY, PROVIDERS, ProviderProfile
+from support import API_KEY, ProviderProfile
 
 TODAY = date(2026, 12, 1)
 THREE_TURNS = '[[emulator:agent read {"path": "notes.md"} || grep {"pattern": "TODO"}]]'
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import Any
 
 import anthropic
-import pytest
 
 from batch_arbiter.core.conversation import CallResult, ConversationRequest, Exchange, TurnOutcome
 from batch_arbiter.core.records import Status
@@ -18,16 +17,11 @@ from batch_arbiter.core.tools import ToolSpec
 from batch_arbiter.emulator import Emulator
 from batch_arbiter.providers.base import BatchState, Provider, ProviderConfig, RunSpec
 from batch_arbiter.providers.registry import make_provider
-from support import API_KEY, PROVIDERS, ProviderProfile
+from support import API_KEY, ProviderProfile
 
 TOOLS = (CATALOGUE["read"], CATALOGUE["grep"])
 SCHEMA = dict(CATALOGUE["read"].input_schema or {})
 SCRIPT = '[[emulator:agent read {"path": "notes.md"} || grep {"pattern": "TODO"} && read {"path": "a.py"}]]'
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
 
 
 def connect(p: ProviderProfile, emulator: Emulator) -> Provider:

@@ -8,15 +8,10 @@ from pathlib import Path
 import pytest
 
 from batch_arbiter.emulator import Emulator
-from support import PROVIDERS, ProviderProfile, write_prompts
+from support import ProviderProfile, write_prompts
 
 # The output limit each provider's model answers with (Anthropic's models endpoint, Gemini's catalogue).
 LIMITS = {"anthropic": 128_000, "gemini": 65_536}
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
 
 
 @pytest.fixture

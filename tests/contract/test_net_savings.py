@@ -14,12 +14,7 @@ from batch_arbiter.core.metrics import read
 from batch_arbiter.emulator import Emulator
 from batch_arbiter.observatory.spend import build, to_markdown
 from batch_arbiter.providers.registry import price_table
-from support import PROVIDERS, ProviderProfile, write_prompts
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
+from support import ProviderProfile, write_prompts
 
 
 @pytest.fixture

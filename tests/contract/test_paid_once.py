@@ -24,11 +24,6 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
-
-
 def results_route(provider: ProviderProfile, emulator: Emulator) -> str:
     """The route a results download takes; Gemini streams results only from a file (the input is made one)."""
     if provider.name == "anthropic":

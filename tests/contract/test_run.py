@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batch_arbiter.emulator import Emulator, Fault
-from support import API_KEY, PROVIDERS, ProviderProfile, write_prompts
+from support import API_KEY, ProviderProfile, write_prompts
 
 PROMPTS = {
     "prompts/alpha.md": "Propose a feature for the CLI.",
@@ -31,11 +31,6 @@ def ws(tmp_path: Path) -> Path:
 # A deadline this short leaves no room for Gemini's Flex tier, so every provider's fallback runs at the
 # standard price and the cost assertions below hold for all of them (Flex has its own tests).
 NO_FLEX_MINUTES = 10
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
 
 
 def test_happy_path_all_via_batch_about_half_price(ws: Path, emulator: Emulator, provider: ProviderProfile) -> None:

@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 
 from batch_arbiter.emulator import Emulator, Fault
-from support import PROVIDERS, ProviderProfile, write_prompts
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
+from support import ProviderProfile, write_prompts
 
 
 @pytest.fixture

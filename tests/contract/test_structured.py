@@ -26,11 +26,6 @@ LABELS_SCHEMA: dict[str, Any] = {
 }
 
 
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
-
-
 def workspace(tmp_path: Path, prompts: dict[str, str], schema: dict[str, Any] | None = IDEAS_SCHEMA) -> Path:
     root = tmp_path / "ws"
     files = dict(prompts)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from batch_arbiter.emulator import Emulator
-from support import PROVIDERS, ProviderProfile, write_prompts
+from support import ProviderProfile, write_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "structured-ideas.yml"
@@ -48,11 +48,6 @@ SCRIPT
   fs.writeFileSync(process.env.RECORD, JSON.stringify({ calls, log }));
 })().catch((e) => { console.error(e); process.exit(1); });
 """
-
-
-@pytest.fixture(params=sorted(PROVIDERS))
-def provider(request: pytest.FixtureRequest) -> ProviderProfile:
-    return PROVIDERS[request.param]
 
 
 def steps() -> list[dict[str, Any]]:
